@@ -1,0 +1,74 @@
+"""Options and output helpers every stage command shares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mt_qa.errors import MtqaError
+
+# Job-array environment variables: (task index, task count).
+ARRAY_ENV = (
+    ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"),
+    ("JOB_COMPLETION_INDEX", "MTQA_NUM_SHARDS"),  # Kubernetes Indexed Job; count from our own env
+)
+
+
+def array_options(fn: Callable) -> Callable:
+    fn = click.option("--shard-index", type=int, default=None,
+                      help="This task's index in a job array (default: $SLURM_ARRAY_TASK_ID / "
+                           "$JOB_COMPLETION_INDEX, else 0).")(fn)
+    fn = click.option("--num-shards", type=int, default=None,
+                      help="Number of job-array tasks sharing the work (default: $SLURM_ARRAY_TASK_COUNT / "
+                           "$MTQA_NUM_SHARDS, else 1).")(fn)
+    return fn
+
+
+def common_output_options(fn: Callable) -> Callable:
+    fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
+    fn = click.option("--overwrite", is_flag=True, help="Replace an output directory made by a different run.")(fn)
+    return fn
+
+
+def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
+    """(task count, task index) from the options, else from the scheduler's environment."""
+    if num_shards is None or shard_index is None:
+        for index_var, count_var in ARRAY_ENV:
+            if os.environ.get(index_var) is not None and os.environ.get(count_var) is not None:
+                try:
+                    env_index, env_count = int(os.environ[index_var]), int(os.environ[count_var])
+                except ValueError as exc:
+                    raise MtqaError(f"${index_var}/${count_var} are not integers") from exc
+                num_shards = env_count if num_shards is None else num_shards
+                shard_index = env_index if shard_index is None else shard_index
+                break
+    num_shards = 1 if num_shards is None else num_shards
+    shard_index = 0 if shard_index is None else shard_index
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
+    return num_shards, shard_index
+
+
+def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: list[list[str]]) -> None:
+    """The end-of-run summary: a table of counts, then totals and time, on stderr."""
+    console = Console(stderr=True)
+    table = Table(title=f"mtqa {stage}", title_justify="left")
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    manifest = result.get("manifest")
+    if manifest:
+        totals = manifest["totals"]
+        langs = ", ".join(f"{k}={v}" for k, v in sorted(totals["rows_by_lang"].items()))
+        console.print(f"{totals['rows']} rows ({langs}), {totals['rejects']} rejected, "
+                      f"{len(manifest['shards'])} shards -> {result['out']}  [{result['seconds']}s]")
+    else:
+        console.print(f"this task finished its {result.get('shards_this_task')} shard(s); the manifest is "
+                      f"written when every task is done -> {result['out']}  [{result['seconds']}s]")

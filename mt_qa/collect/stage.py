@@ -1,0 +1,299 @@
+"""The collect stage: readers -> normalized QA shards, with parallel imports joined by id."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped
+from mt_qa.collect.registry import make_reader
+from mt_qa.errors import InputError, MtqaError
+from mt_qa.languages import Language, resolve
+from mt_qa.records import QA_SCHEMA, group_id, qa_record
+from mt_qa.sentences import locate_answer, split_sentences
+from mt_qa.shards import ShardStore, ShardWriter, sha256_file, shard_name, task_shards
+
+ON_ERROR = ("fail", "skip")
+
+
+@dataclass
+class SourceSpec:
+    """One input: a path (or hub name) and how to read it."""
+
+    path: str
+    format: str = "auto"
+    dataset: str | None = None
+    split: str | None = None
+    lang: str = "en"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParallelSpec:
+    """A file in another language whose question ids match the English sources' ids."""
+
+    lang: str
+    path: str
+    format: str = "auto"
+
+
+@dataclass
+class _Source:
+    spec: SourceSpec
+    reader: Reader
+    dataset: str
+    split: str
+    lang: Language
+
+
+@dataclass
+class _Parallel:
+    spec: ParallelSpec
+    lang: Language
+    examples: dict[str, Example]
+    bad: list[BadRecord]
+
+
+class CollectStage:
+    """Read sources, normalize, split passages into sentences, and write QA shards.
+
+    Shards are fixed-size chunks of each source's item stream (``shard_size`` items), numbered
+    in source order, so the shard -> rows mapping depends only on the input: a resumed run or a
+    job array writes exactly the files one uninterrupted run writes. Every task streams all
+    sources (ids must be seen for duplicate checks and the parallel join) but converts and
+    writes only the shards it owns.
+    """
+
+    def __init__(
+        self,
+        sources: list[SourceSpec],
+        out: str | Path,
+        parallel: list[ParallelSpec] | None = None,
+        on_error: str = "fail",
+        shard_size: int = 5000,
+        num_tasks: int = 1,
+        task_index: int = 0,
+        overwrite: bool = False,
+        progress: bool = True,
+    ):
+        if on_error not in ON_ERROR:
+            raise MtqaError(f"--on-error must be one of {ON_ERROR}, not {on_error!r}")
+        if shard_size < 1:
+            raise MtqaError("--shard-size must be at least 1")
+        if not sources:
+            raise MtqaError("collect needs at least one source")
+        self.sources = sources
+        self.parallel = parallel or []
+        self.store = ShardStore(out, "collect", QA_SCHEMA)
+        self.on_error = on_error
+        self.shard_size = shard_size
+        task_shards([], num_tasks, task_index)  # validates the task index range
+        self.num_tasks = num_tasks
+        self.task_index = task_index
+        self.overwrite = overwrite
+        self.progress = progress
+
+    # ------------------------------------------------------------------ plan
+    def _open_sources(self) -> list[_Source]:
+        opened = []
+        for spec in self.sources:
+            reader = make_reader(spec.path, spec.format, spec.options)
+            split = spec.split or reader.default_split()
+            opened.append(_Source(spec, reader, spec.dataset or reader.dataset, split, resolve(spec.lang)))
+        return opened
+
+    def _load_parallel(self, spec: ParallelSpec) -> _Parallel:
+        reader = make_reader(spec.path, spec.format, {})
+        examples: dict[str, Example] = {}
+        bad: list[BadRecord] = []
+        for item in reader.read():
+            if isinstance(item, Skipped):
+                continue
+            if isinstance(item, Example) and item.source_id in examples:
+                item = BadRecord(item.location, "duplicate_id", f"id {item.source_id!r} appears twice",
+                                 payload=_payload(item), source_id=item.source_id)
+            if isinstance(item, BadRecord):
+                self._fail_or_keep(spec.path, item)
+                bad.append(item)
+            else:
+                examples[item.source_id] = item
+        return _Parallel(spec, resolve(spec.lang), examples, bad)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "sources": [vars(s) for s in self.sources],
+            "parallel": [vars(p) for p in self.parallel],
+            "on_error": self.on_error,
+            "shard_size": self.shard_size,
+        }
+
+    def inputs(self, sources: list[_Source]) -> list[dict[str, Any]]:
+        refs = []
+        for src in sources:
+            for path in src.reader.input_files():
+                refs.append({"path": str(path), "sha256": sha256_file(path)})
+        for spec in self.parallel:
+            refs.append({"path": spec.path, "lang": spec.lang, "sha256": sha256_file(spec.path)})
+        return refs
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        sources = self._open_sources()
+        for spec in self.parallel:
+            if not Path(spec.path).is_file():
+                raise InputError(spec.path, "file", "not found (given with --parallel)")
+        self.store.begin(self.params(), self.inputs(sources), overwrite=self.overwrite)
+        parallel = [self._load_parallel(spec) for spec in self.parallel]
+
+        seen: dict[str, str] = {}  # group_id -> where first seen, for duplicate detection
+        names: list[str] = []
+        owned: set[str] = set()
+        summary: dict[str, dict[str, Any]] = {}
+        index = 0
+        bar = tqdm(desc="collect", unit="ex", disable=not self.progress, dynamic_ncols=True)
+        for src in sources:
+            src_started = time.perf_counter()
+            src_sum = summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
+            for chunk in _chunks(src.reader.read(), self.shard_size):
+                name = shard_name(index)
+                index += 1
+                names.append(name)
+                mine = self._owns(len(names) - 1)
+                todo = mine and not self.store.is_done(name)
+                if mine:
+                    owned.add(name)
+                writer = self.store.writer(name) if todo else None
+                self._process_chunk(chunk, src, parallel, seen, writer, src_sum)
+                if writer is not None:
+                    writer.commit()
+                bar.update(len(chunk))
+            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
+        bar.close()
+
+        # Parallel rows whose id matched no source row, and malformed parallel rows: reported
+        # in one last shard's rejects, never dropped silently.
+        leftovers = [(p, ex) for p in parallel for ex in p.examples.values()]
+        bad_parallel = [(p, b) for p in parallel for b in p.bad]
+        if leftovers or bad_parallel:
+            name = shard_name(index)
+            names.append(name)
+            if self._owns(len(names) - 1):
+                owned.add(name)
+                if not self.store.is_done(name):
+                    writer = self.store.writer(name)
+                    for p, ex in leftovers:
+                        writer.reject(
+                            source=p.spec.path, location=ex.location, record_id=ex.source_id,
+                            reason="unmatched_parallel_id",
+                            detail=f"no source example has id {ex.source_id!r}", payload=_payload(ex),
+                        )
+                    for p, b in bad_parallel:
+                        writer.reject(source=p.spec.path, location=b.location, record_id=b.source_id,
+                                      reason=b.reason, detail=b.detail, payload=b.payload)
+                    writer.commit()
+        for p in parallel:
+            summary[p.spec.path] = {"lang": p.lang.code, "unmatched": len(p.examples), "rejected": len(p.bad)}
+
+        manifest = self.store.finalize(expected=names)
+        return {
+            "out": str(self.store.root),
+            "shards": len(names),
+            "shards_this_task": len(owned),
+            "finished": manifest is not None,
+            "manifest": manifest,
+            "sources": summary,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+    def _owns(self, shard_index: int) -> bool:
+        """Round-robin shard ownership, the same rule as ``shards.task_shards``."""
+        return shard_index % self.num_tasks == self.task_index
+
+    # ------------------------------------------------------------------ rows
+    def _fail_or_keep(self, path: str, bad: BadRecord) -> None:
+        if self.on_error == "fail":
+            raise InputError(path, bad.location, bad.reason.replace("_", " "),
+                             f"{bad.detail}; use --on-error skip to write such records to rejects/ and go on")
+
+    def _process_chunk(
+        self,
+        chunk: list[Item],
+        src: _Source,
+        parallel: list[_Parallel],
+        seen: dict[str, str],
+        writer: ShardWriter | None,
+        summary: dict[str, Any],
+    ) -> None:
+        path = src.spec.path
+        for item in chunk:
+            summary["read"] += 1
+            if isinstance(item, Example):
+                gid = group_id(src.dataset, src.split, item.source_id)
+                if gid in seen:
+                    item = BadRecord(item.location, "duplicate_id",
+                                     f"id {item.source_id!r} already at {seen[gid]}", payload=_payload(item),
+                                     source_id=item.source_id)
+                elif not item.passage.strip() and src.reader.needs_passage:
+                    item = BadRecord(item.location, "empty_passage", "the passage is empty",
+                                     payload=_payload(item), source_id=item.source_id)
+                else:
+                    seen[gid] = f"{path}: {item.location}"
+            if isinstance(item, Skipped):
+                summary["skipped"] += 1
+                if writer is not None:
+                    writer.count(f"skipped.{item.reason}")
+                continue
+            if isinstance(item, BadRecord):
+                self._fail_or_keep(path, item)
+                summary["rejected"] += 1
+                if writer is not None:
+                    writer.reject(source=path, location=item.location, record_id=item.source_id,
+                                  reason=item.reason, detail=item.detail, payload=item.payload)
+                continue
+            # Take parallel matches even for shards we skip, so leftovers are the true unmatched.
+            matches = [(p, p.examples.pop(item.source_id)) for p in parallel if item.source_id in p.examples]
+            summary["written"] += 1 + len(matches)
+            if writer is None:
+                continue
+            writer.add([self._row(item, src, src.lang, "source", src.reader.name, writer)])
+            for p, ex in matches:
+                writer.add([self._row(ex, src, p.lang, "imported", Path(p.spec.path).name, writer)])
+                writer.count(f"groups_with.{p.lang.code}")
+
+    def _row(self, ex: Example, src: _Source, lang: Language, origin: str, detail: str,
+             writer: ShardWriter) -> dict[str, Any]:
+        sentences = ex.passage_sentences
+        if sentences is None:
+            sentences = list(split_sentences(ex.passage, lang.code))
+        index, how = locate_answer(ex.passage, sentences, ex.answers, ex.answer_starts)
+        writer.count(f"rows.{lang.code}")
+        writer.count(f"answer_located.{how}")
+        return qa_record(
+            dataset=src.dataset, split=src.split, source_id=ex.source_id, lang=lang.code,
+            lang_code=lang.flores, question=ex.question.strip(), passage=ex.passage, title=ex.title,
+            answers=ex.answers, answer_starts=ex.answer_starts, passage_sentences=sentences,
+            answer_sentence_index=index, origin=origin, origin_detail=detail,
+        )
+
+
+def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _payload(ex: Example) -> str:
+    return json.dumps({"id": ex.source_id, "question": ex.question, "passage": ex.passage[:2000],
+                       "answers": ex.answers}, ensure_ascii=False)
