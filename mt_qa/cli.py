@@ -43,14 +43,22 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("mt_qa"):
                 return _unavailable(name, short_help, f"this mtqa build has no {name!r} stage yet")
-            return _unavailable(name, short_help, f"{name!r} needs the Python package {exc.name!r}: "
-                                "install mtqa with its extras (pip install 'mtqa[train]')")
+            return _unavailable(
+                name,
+                short_help,
+                f"{name!r} needs the Python package {exc.name!r}: "
+                "install mtqa with its extras (pip install 'mtqa[train]')",
+            )
         return getattr(module, attr)
 
 
 def _unavailable(name: str, short_help: str, why: str) -> click.Command:
-    @click.command(name=name, help=f"{short_help}\n\nUnavailable: {why}.", short_help=short_help,
-                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.command(
+        name=name,
+        help=f"{short_help}\n\nUnavailable: {why}.",
+        short_help=short_help,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
     def command() -> None:
         raise click.ClickException(why)
 

@@ -20,12 +20,19 @@ ARRAY_ENV = (
 
 
 def array_options(fn: Callable) -> Callable:
-    fn = click.option("--shard-index", type=int, default=None,
-                      help="This task's index in a job array (default: $SLURM_ARRAY_TASK_ID / "
-                           "$JOB_COMPLETION_INDEX, else 0).")(fn)
-    fn = click.option("--num-shards", type=int, default=None,
-                      help="Number of job-array tasks sharing the work (default: $SLURM_ARRAY_TASK_COUNT / "
-                           "$MTQA_NUM_SHARDS, else 1).")(fn)
+    fn = click.option(
+        "--shard-index",
+        type=int,
+        default=None,
+        help="This task's index in a job array (default: $SLURM_ARRAY_TASK_ID / $JOB_COMPLETION_INDEX, else 0).",
+    )(fn)
+    fn = click.option(
+        "--num-shards",
+        type=int,
+        default=None,
+        help="Number of job-array tasks sharing the work (default: $SLURM_ARRAY_TASK_COUNT / "
+        "$MTQA_NUM_SHARDS, else 1).",
+    )(fn)
     return fn
 
 
@@ -67,8 +74,12 @@ def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: l
     if manifest:
         totals = manifest["totals"]
         langs = ", ".join(f"{k}={v}" for k, v in sorted(totals["rows_by_lang"].items()))
-        console.print(f"{totals['rows']} rows ({langs}), {totals['rejects']} rejected, "
-                      f"{len(manifest['shards'])} shards -> {result['out']}  [{result['seconds']}s]")
+        console.print(
+            f"{totals['rows']} rows ({langs}), {totals['rejects']} rejected, "
+            f"{len(manifest['shards'])} shards -> {result['out']}  [{result['seconds']}s]"
+        )
     else:
-        console.print(f"this task finished its {result.get('shards_this_task')} shard(s); the manifest is "
-                      f"written when every task is done -> {result['out']}  [{result['seconds']}s]")
+        console.print(
+            f"this task finished its {result.get('shards_this_task')} shard(s); the manifest is "
+            f"written when every task is done -> {result['out']}  [{result['seconds']}s]"
+        )

@@ -56,14 +56,17 @@ def inspect_cmd(directory: str, samples: int, as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return
     console = Console()
-    console.print(f"[bold]{summary['path']}[/]  stage={summary['stage']} schema={summary['schema']} "
-                  f"shards={summary['shards']} mtqa {summary['tool']['version']}")
+    console.print(
+        f"[bold]{summary['path']}[/]  stage={summary['stage']} schema={summary['schema']} "
+        f"shards={summary['shards']} mtqa {summary['tool']['version']}"
+    )
     totals = summary["totals"]
     console.print(f"rows: {totals['rows']}   rejects: {totals['rejects']}")
     table = Table("language", "rows", *(["by origin"] if summary["rows_by_lang_origin"] else []))
     for lang, n in sorted(totals["rows_by_lang"].items()):
-        origins = ", ".join(f"{k.split('/')[1]}={v}" for k, v in summary["rows_by_lang_origin"].items()
-                            if k.split("/")[0] == lang)
+        origins = ", ".join(
+            f"{k.split('/')[1]}={v}" for k, v in summary["rows_by_lang_origin"].items() if k.split("/")[0] == lang
+        )
         table.add_row(lang, str(n), *([origins] if summary["rows_by_lang_origin"] else []))
     console.print(table)
     if summary["stats"]:

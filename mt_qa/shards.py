@@ -160,7 +160,9 @@ class ShardWriter:
                 "reason": reason,
                 "detail": detail,
                 "score": score,
-                "payload": payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str),
+                "payload": payload
+                if isinstance(payload, str)
+                else json.dumps(payload, ensure_ascii=False, default=str),
             }
         )
         rejected = self.stats.setdefault("rejected", {})
@@ -245,7 +247,8 @@ class ShardStore:
             except json.JSONDecodeError:
                 earlier = {}
             if earlier.get("fingerprint") != fp:
-                if not overwrite:
+                # With no shard finished there is nothing to lose: the new run simply takes over.
+                if not overwrite and self.done_shards():
                     raise ShardStoreError(
                         f"{self.root} holds output of a different run (stage {earlier.get('stage')!r}, other "
                         "params or inputs); use a new output directory or --overwrite"
@@ -258,8 +261,13 @@ class ShardStore:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             run_file,
-            {"stage": self.stage, "schema": schema_name(self.schema), "params": dict(params),
-             "inputs": list(inputs), "fingerprint": fp},
+            {
+                "stage": self.stage,
+                "schema": schema_name(self.schema),
+                "params": dict(params),
+                "inputs": list(inputs),
+                "fingerprint": fp,
+            },
         )
 
     def clear(self) -> None:
@@ -381,6 +389,7 @@ class ShardStore:
         problems: list[str] = []
         manifest = self.manifest
         listed: set[str] = set()
+        intact: list[Path] = []  # data files that passed every check, for the cross-shard id check
         for name, shard in sorted(manifest["shards"].items()):
             for rel, info in sorted(shard["files"].items()):
                 listed.add(rel)
@@ -399,6 +408,8 @@ class ShardStore:
                     continue
                 if table.num_rows != info["rows"]:
                     problems.append(f"{rel}: {table.num_rows} rows, manifest says {info['rows']}")
+                elif not info.get("rejects"):
+                    intact.append(path)
                 schema = REJECT_SCHEMA if info.get("rejects") else self.schema
                 if check_records:
                     problems += [f"{rel}: {p}" for p in validate_table(table, schema)]
@@ -411,13 +422,14 @@ class ShardStore:
             if rel not in listed:
                 problems.append(f"{rel}: not listed in the manifest")
         if check_records and self.schema is SCHEMAS["qa"]:
-            problems += self._check_unique_ids()
+            problems += self._check_unique_ids(intact)
         return problems
 
-    def _check_unique_ids(self) -> list[str]:
+    @staticmethod
+    def _check_unique_ids(paths: list[Path]) -> list[str]:
         seen: set[str] = set()
         dups: list[str] = []
-        for path in self.files():
+        for path in paths:
             for value in read_arrow(path, ["id"])["id"].to_pylist():
                 if value in seen:
                     dups.append(value)

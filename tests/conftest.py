@@ -37,7 +37,10 @@ def collected_squad(squad_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("collected") / "collect"
     CollectStage(
-        [SourceSpec(str(squad_dir / "dev-v1.1.en.json.gz")), SourceSpec(str(squad_dir / "train-v1.1.prefix.en.json.gz"))],
+        [
+            SourceSpec(str(squad_dir / "dev-v1.1.en.json.gz")),
+            SourceSpec(str(squad_dir / "train-v1.1.prefix.en.json.gz")),
+        ],
         out,
         parallel=[
             ParallelSpec("es", str(squad_dir / "dev-v1.1.es.json.gz")),

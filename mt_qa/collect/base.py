@@ -103,7 +103,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
-            str(path), f"line {line}, byte {exc.start}", "not valid UTF-8", f"byte {data[exc.start:exc.start + 1]!r}"
+            str(path), f"line {line}, byte {exc.start}", "not valid UTF-8", f"byte {data[exc.start : exc.start + 1]!r}"
         ) from exc
 
 

@@ -26,25 +26,60 @@ def _parse_parallel(values: tuple[str, ...]) -> list[ParallelSpec]:
 @click.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="Input format (detected from the name and first bytes when 'auto').")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Input format (detected from the name and first bytes when 'auto').",
+)
 @click.option("--dataset", help="Value of the 'dataset' column (default: the format's name, e.g. squad).")
 @click.option("--split", help="Value of the 'split' column (default: from the file name: train/dev/test).")
 @click.option("--lang", default="en", show_default=True, help="Language of the sources.")
-@click.option("--parallel", multiple=True, metavar="LANG=PATH",
-              help="A SQuAD-format file in LANG whose question ids match the sources; imported as parallel "
-                   "rows (origin=imported) of the same group. Repeatable.")
-@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
-              help="Column mapping for jsonl/csv/parquet/hub sources (fields: id, question, passage, title, "
-                   "answers). Repeatable.")
+@click.option(
+    "--parallel",
+    multiple=True,
+    metavar="LANG=PATH",
+    help="A SQuAD-format file in LANG whose question ids match the sources; imported as parallel "
+    "rows (origin=imported) of the same group. Repeatable.",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Column mapping for jsonl/csv/parquet/hub sources (fields: id, question, passage, title, "
+    "answers). Repeatable.",
+)
 @click.option("--evidence-dir", type=click.Path(file_okay=False), help="TriviaQA evidence/ directory.")
 @click.option("--shard-size", default=5000, show_default=True, help="Source items per shard.")
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="On a malformed record: stop with its location, or write it to rejects/ and go on.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="On a malformed record: stop with its location, or write it to rejects/ and go on.",
+)
 @array_options
 @common_output_options
-def collect(sources, out, fmt, dataset, split, lang, parallel, mapping, evidence_dir, shard_size, on_error,
-            num_shards, shard_index, overwrite, quiet):
+def collect(
+    sources,
+    out,
+    fmt,
+    dataset,
+    split,
+    lang,
+    parallel,
+    mapping,
+    evidence_dir,
+    shard_size,
+    on_error,
+    num_shards,
+    shard_index,
+    overwrite,
+    quiet,
+):
     """Read QA datasets into normalized, sentence-split QA shards.
 
     SOURCES are files (SQuAD JSON, NQ JSONL, WikiQA TSV, TriviaQA JSON, JSONL/CSV/Parquet), an
@@ -59,17 +94,37 @@ def collect(sources, out, fmt, dataset, split, lang, parallel, mapping, evidence
         options["evidence_dir"] = evidence_dir
     if split:
         options["split"] = split
-    specs = [SourceSpec(path=s, format=fmt, dataset=dataset, split=split, lang=lang, options=dict(options))
-             for s in sources]
+    specs = [
+        SourceSpec(path=s, format=fmt, dataset=dataset, split=split, lang=lang, options=dict(options)) for s in sources
+    ]
     num_tasks, task_index = resolve_array_task(num_shards, shard_index)
-    stage = CollectStage(specs, out, parallel=_parse_parallel(parallel), on_error=on_error, shard_size=shard_size,
-                         num_tasks=num_tasks, task_index=task_index, overwrite=overwrite, progress=not quiet)
+    stage = CollectStage(
+        specs,
+        out,
+        parallel=_parse_parallel(parallel),
+        on_error=on_error,
+        shard_size=shard_size,
+        num_tasks=num_tasks,
+        task_index=task_index,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
     result = stage.run()
     rows = []
     for path, s in result["sources"].items():
         if "lang" in s:
-            rows.append([Path(path).name, f"parallel {s['lang']}", "", "", str(s["rejected"]), f"{s['unmatched']} unmatched"])
+            rows.append(
+                [Path(path).name, f"parallel {s['lang']}", "", "", str(s["rejected"]), f"{s['unmatched']} unmatched"]
+            )
         else:
-            rows.append([Path(path).name, "source", str(s["read"]), str(s["written"]), str(s["rejected"]),
-                         f"{s['skipped']} skipped, {s['seconds']}s"])
+            rows.append(
+                [
+                    Path(path).name,
+                    "source",
+                    str(s["read"]),
+                    str(s["written"]),
+                    str(s["rejected"]),
+                    f"{s['skipped']} skipped, {s['seconds']}s",
+                ]
+            )
     print_summary("collect", result, ["input", "role", "read", "rows out", "rejected", "notes"], rows)

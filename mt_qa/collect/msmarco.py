@@ -32,8 +32,11 @@ class MSMarcoReader(Reader):
 
     def read(self) -> Iterator[Item]:
         if not self.path.is_dir():
-            raise InputError(str(self.path), "path", "MS MARCO needs the directory with collection.tsv, "
-                             "queries.<split>.tsv and qrels.<split>.tsv")
+            raise InputError(
+                str(self.path),
+                "path",
+                "MS MARCO needs the directory with collection.tsv, queries.<split>.tsv and qrels.<split>.tsv",
+            )
         split = self.default_split()
         for path in self.input_files():
             if not path.is_file():
@@ -44,8 +47,14 @@ class MSMarcoReader(Reader):
             location = f"{self._file('queries', split).name} line {lineno}"
             cols = text.rstrip("\r\n").split("\t") if text is not None else []
             if text is None or len(cols) != 2:
-                bad.append(BadRecord(location, "encoding" if text is None else "bad_columns",
-                                     error or f"expected qid<TAB>query, got {len(cols)} columns", payload=text))
+                bad.append(
+                    BadRecord(
+                        location,
+                        "encoding" if text is None else "bad_columns",
+                        error or f"expected qid<TAB>query, got {len(cols)} columns",
+                        payload=text,
+                    )
+                )
                 continue
             queries[cols[0]] = cols[1]
         pairs: list[tuple[str, str, str]] = []
@@ -70,10 +79,12 @@ class MSMarcoReader(Reader):
         for qid, pid, location in pairs:
             source_id = f"{qid}_{pid}"
             if qid not in queries:
-                yield BadRecord(location, "unknown_query_id", f"query {qid} is not in the queries file",
-                                source_id=source_id)
+                yield BadRecord(
+                    location, "unknown_query_id", f"query {qid} is not in the queries file", source_id=source_id
+                )
             elif pid not in passages:
-                yield BadRecord(location, "unknown_passage_id", f"passage {pid} is not in collection.tsv",
-                                source_id=source_id)
+                yield BadRecord(
+                    location, "unknown_passage_id", f"passage {pid} is not in collection.tsv", source_id=source_id
+                )
             else:
                 yield Example(source_id, queries[qid], passages[pid], location)

@@ -52,13 +52,23 @@ class NaturalQuestionsReader(Reader):
             long_answer = annotation["long_answer"]
             start, end = int(long_answer["start_token"]), int(long_answer["end_token"])
         except (KeyError, TypeError, ValueError):
-            return BadRecord(location, "missing_field", "annotation without long_answer start/end tokens",
-                             payload=annotation, source_id=example_id)
+            return BadRecord(
+                location,
+                "missing_field",
+                "annotation without long_answer start/end tokens",
+                payload=annotation,
+                source_id=example_id,
+            )
         if start < 0 or end <= start:
             return Skipped(location, "no_long_answer")
         if end > len(tokens):
-            return BadRecord(location, "bad_offsets", f"long answer ends at token {end} of {len(tokens)}",
-                             payload=annotation, source_id=example_id)
+            return BadRecord(
+                location,
+                "bad_offsets",
+                f"long answer ends at token {end} of {len(tokens)}",
+                payload=annotation,
+                source_id=example_id,
+            )
         passage = _clean_span(tokens, start, end)
         answers, starts = [], []
         for short in annotation.get("short_answers") or []:

@@ -17,8 +17,18 @@ from mt_qa.errors import InputError, MtqaError
 
 READERS: dict[str, type[Reader]] = {
     cls.name: cls
-    for cls in (SquadReader, NaturalQuestionsReader, NQOpenReader, MSMarcoReader, WikiQAReader, TriviaQAReader,
-                JsonlReader, CsvReader, ParquetReader, HubReader)
+    for cls in (
+        SquadReader,
+        NaturalQuestionsReader,
+        NQOpenReader,
+        MSMarcoReader,
+        WikiQAReader,
+        TriviaQAReader,
+        JsonlReader,
+        CsvReader,
+        ParquetReader,
+        HubReader,
+    )
 }
 FORMATS = ("auto", *READERS)
 
@@ -63,7 +73,9 @@ def detect_format(path: str) -> str:
         if '"Data"' in head:
             return "triviaqa"
         return "squad"
-    raise InputError(path, "file", "cannot tell the format from the name", f"pass --format (one of {', '.join(READERS)})")
+    raise InputError(
+        path, "file", "cannot tell the format from the name", f"pass --format (one of {', '.join(READERS)})"
+    )
 
 
 def make_reader(path: str, fmt: str = "auto", options: dict[str, Any] | None = None) -> Reader:

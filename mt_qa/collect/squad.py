@@ -67,8 +67,11 @@ class SquadReader(Reader):
             start = answer.get("answer_start") if isinstance(answer, dict) else None
             if not isinstance(text, str) or not isinstance(start, int) or isinstance(start, bool):
                 return BadRecord(
-                    location, "wrong_type", f"answers[{n}] needs a string 'text' and an integer 'answer_start'",
-                    payload=qa, source_id=qid,
+                    location,
+                    "wrong_type",
+                    f"answers[{n}] needs a string 'text' and an integer 'answer_start'",
+                    payload=qa,
+                    source_id=qid,
                 )
             answers.append(text)
             starts.append(start)

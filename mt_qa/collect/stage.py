@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ class _Parallel:
     lang: Language
     examples: dict[str, Example]
     bad: list[BadRecord]
+
+    @cached_property
+    def file_name(self) -> str:
+        return Path(self.spec.path).name
 
 
 class CollectStage:
@@ -116,8 +121,13 @@ class CollectStage:
             if isinstance(item, Skipped):
                 continue
             if isinstance(item, Example) and item.source_id in examples:
-                item = BadRecord(item.location, "duplicate_id", f"id {item.source_id!r} appears twice",
-                                 payload=_payload(item), source_id=item.source_id)
+                item = BadRecord(
+                    item.location,
+                    "duplicate_id",
+                    f"id {item.source_id!r} appears twice",
+                    payload=_payload(item),
+                    source_id=item.source_id,
+                )
             if isinstance(item, BadRecord):
                 self._fail_or_keep(spec.path, item)
                 bad.append(item)
@@ -156,33 +166,15 @@ class CollectStage:
         names: list[str] = []
         owned: set[str] = set()
         summary: dict[str, dict[str, Any]] = {}
-        index = 0
-        bar = tqdm(desc="collect", unit="ex", disable=not self.progress, dynamic_ncols=True)
-        for src in sources:
-            src_started = time.perf_counter()
-            src_sum = summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
-            for chunk in _chunks(src.reader.read(), self.shard_size):
-                name = shard_name(index)
-                index += 1
-                names.append(name)
-                mine = self._owns(len(names) - 1)
-                todo = mine and not self.store.is_done(name)
-                if mine:
-                    owned.add(name)
-                writer = self.store.writer(name) if todo else None
-                self._process_chunk(chunk, src, parallel, seen, writer, src_sum)
-                if writer is not None:
-                    writer.commit()
-                bar.update(len(chunk))
-            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
-        bar.close()
+        with tqdm(desc="collect", unit="ex", disable=not self.progress, dynamic_ncols=True) as bar:
+            self._stream(sources, parallel, seen, names, owned, summary, bar)
 
         # Parallel rows whose id matched no source row, and malformed parallel rows: reported
         # in one last shard's rejects, never dropped silently.
         leftovers = [(p, ex) for p in parallel for ex in p.examples.values()]
         bad_parallel = [(p, b) for p in parallel for b in p.bad]
         if leftovers or bad_parallel:
-            name = shard_name(index)
+            name = shard_name(len(names))
             names.append(name)
             if self._owns(len(names) - 1):
                 owned.add(name)
@@ -190,13 +182,22 @@ class CollectStage:
                     writer = self.store.writer(name)
                     for p, ex in leftovers:
                         writer.reject(
-                            source=p.spec.path, location=ex.location, record_id=ex.source_id,
+                            source=p.spec.path,
+                            location=ex.location,
+                            record_id=ex.source_id,
                             reason="unmatched_parallel_id",
-                            detail=f"no source example has id {ex.source_id!r}", payload=_payload(ex),
+                            detail=f"no source example has id {ex.source_id!r}",
+                            payload=_payload(ex),
                         )
                     for p, b in bad_parallel:
-                        writer.reject(source=p.spec.path, location=b.location, record_id=b.source_id,
-                                      reason=b.reason, detail=b.detail, payload=b.payload)
+                        writer.reject(
+                            source=p.spec.path,
+                            location=b.location,
+                            record_id=b.source_id,
+                            reason=b.reason,
+                            detail=b.detail,
+                            payload=b.payload,
+                        )
                     writer.commit()
         for p in parallel:
             summary[p.spec.path] = {"lang": p.lang.code, "unmatched": len(p.examples), "rejected": len(p.bad)}
@@ -212,6 +213,34 @@ class CollectStage:
             "seconds": round(time.perf_counter() - started, 2),
         }
 
+    def _stream(
+        self,
+        sources: list[_Source],
+        parallel: list[_Parallel],
+        seen: dict[str, str],
+        names: list[str],
+        owned: set[str],
+        summary: dict[str, dict[str, Any]],
+        bar: tqdm,
+    ) -> None:
+        """Read every source in order, cutting its items into shards and writing the owned ones."""
+        for src in sources:
+            src_started = time.perf_counter()
+            src_sum = summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
+            for chunk in _chunks(src.reader.read(), self.shard_size):
+                name = shard_name(len(names))
+                names.append(name)
+                mine = self._owns(len(names) - 1)
+                todo = mine and not self.store.is_done(name)
+                if mine:
+                    owned.add(name)
+                writer = self.store.writer(name) if todo else None
+                self._process_chunk(chunk, src, parallel, seen, writer, src_sum)
+                if writer is not None:
+                    writer.commit()
+                bar.update(len(chunk))
+            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
+
     def _owns(self, shard_index: int) -> bool:
         """Round-robin shard ownership, the same rule as ``shards.task_shards``."""
         return shard_index % self.num_tasks == self.task_index
@@ -219,8 +248,12 @@ class CollectStage:
     # ------------------------------------------------------------------ rows
     def _fail_or_keep(self, path: str, bad: BadRecord) -> None:
         if self.on_error == "fail":
-            raise InputError(path, bad.location, bad.reason.replace("_", " "),
-                             f"{bad.detail}; use --on-error skip to write such records to rejects/ and go on")
+            raise InputError(
+                path,
+                bad.location,
+                bad.reason.replace("_", " "),
+                f"{bad.detail}; use --on-error skip to write such records to rejects/ and go on",
+            )
 
     def _process_chunk(
         self,
@@ -237,12 +270,21 @@ class CollectStage:
             if isinstance(item, Example):
                 gid = group_id(src.dataset, src.split, item.source_id)
                 if gid in seen:
-                    item = BadRecord(item.location, "duplicate_id",
-                                     f"id {item.source_id!r} already at {seen[gid]}", payload=_payload(item),
-                                     source_id=item.source_id)
+                    item = BadRecord(
+                        item.location,
+                        "duplicate_id",
+                        f"id {item.source_id!r} already at {seen[gid]}",
+                        payload=_payload(item),
+                        source_id=item.source_id,
+                    )
                 elif not item.passage.strip() and src.reader.needs_passage:
-                    item = BadRecord(item.location, "empty_passage", "the passage is empty",
-                                     payload=_payload(item), source_id=item.source_id)
+                    item = BadRecord(
+                        item.location,
+                        "empty_passage",
+                        "the passage is empty",
+                        payload=_payload(item),
+                        source_id=item.source_id,
+                    )
                 else:
                     seen[gid] = f"{path}: {item.location}"
             if isinstance(item, Skipped):
@@ -254,8 +296,14 @@ class CollectStage:
                 self._fail_or_keep(path, item)
                 summary["rejected"] += 1
                 if writer is not None:
-                    writer.reject(source=path, location=item.location, record_id=item.source_id,
-                                  reason=item.reason, detail=item.detail, payload=item.payload)
+                    writer.reject(
+                        source=path,
+                        location=item.location,
+                        record_id=item.source_id,
+                        reason=item.reason,
+                        detail=item.detail,
+                        payload=item.payload,
+                    )
                 continue
             # Take parallel matches even for shards we skip, so leftovers are the true unmatched.
             matches = [(p, p.examples.pop(item.source_id)) for p in parallel if item.source_id in p.examples]
@@ -264,11 +312,12 @@ class CollectStage:
                 continue
             writer.add([self._row(item, src, src.lang, "source", src.reader.name, writer)])
             for p, ex in matches:
-                writer.add([self._row(ex, src, p.lang, "imported", Path(p.spec.path).name, writer)])
+                writer.add([self._row(ex, src, p.lang, "imported", p.file_name, writer)])
                 writer.count(f"groups_with.{p.lang.code}")
 
-    def _row(self, ex: Example, src: _Source, lang: Language, origin: str, detail: str,
-             writer: ShardWriter) -> dict[str, Any]:
+    def _row(
+        self, ex: Example, src: _Source, lang: Language, origin: str, detail: str, writer: ShardWriter
+    ) -> dict[str, Any]:
         sentences = ex.passage_sentences
         if sentences is None:
             sentences = list(split_sentences(ex.passage, lang.code))
@@ -276,10 +325,20 @@ class CollectStage:
         writer.count(f"rows.{lang.code}")
         writer.count(f"answer_located.{how}")
         return qa_record(
-            dataset=src.dataset, split=src.split, source_id=ex.source_id, lang=lang.code,
-            lang_code=lang.flores, question=ex.question.strip(), passage=ex.passage, title=ex.title,
-            answers=ex.answers, answer_starts=ex.answer_starts, passage_sentences=sentences,
-            answer_sentence_index=index, origin=origin, origin_detail=detail,
+            dataset=src.dataset,
+            split=src.split,
+            source_id=ex.source_id,
+            lang=lang.code,
+            lang_code=lang.flores,
+            question=ex.question.strip(),
+            passage=ex.passage,
+            title=ex.title,
+            answers=ex.answers,
+            answer_starts=ex.answer_starts,
+            passage_sentences=sentences,
+            answer_sentence_index=index,
+            origin=origin,
+            origin_detail=detail,
         )
 
 
@@ -295,5 +354,7 @@ def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _payload(ex: Example) -> str:
-    return json.dumps({"id": ex.source_id, "question": ex.question, "passage": ex.passage[:2000],
-                       "answers": ex.answers}, ensure_ascii=False)
+    return json.dumps(
+        {"id": ex.source_id, "question": ex.question, "passage": ex.passage[:2000], "answers": ex.answers},
+        ensure_ascii=False,
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mt_qa.collect.base import BadRecord, Example, Item, Reader, iter_json_lines
 from mt_qa.errors import InputError, MtqaError
@@ -32,11 +34,16 @@ def row_to_item(row: Mapping[str, Any], location: str, mapping: Mapping[str, str
     for field in ("question", "passage"):
         col = column(field)
         if col is None or col not in row or row[col] is None:
-            return BadRecord(location, "missing_field", f"no column for {field!r} (map one with --map {field}=COLUMN)",
-                             payload=dict(row))
+            return BadRecord(
+                location,
+                "missing_field",
+                f"no column for {field!r} (map one with --map {field}=COLUMN)",
+                payload=dict(row),
+            )
         if not isinstance(row[col], str):
-            return BadRecord(location, "wrong_type", f"{col!r} should be text, got {type(row[col]).__name__}",
-                             payload=dict(row))
+            return BadRecord(
+                location, "wrong_type", f"{col!r} should be text, got {type(row[col]).__name__}", payload=dict(row)
+            )
         values[field] = row[col]
     id_col = column("id")
     source_id = str(row[id_col]) if id_col and row.get(id_col) is not None else fallback_id
@@ -46,10 +53,22 @@ def row_to_item(row: Mapping[str, Any], location: str, mapping: Mapping[str, str
     title = row.get(title_col) if title_col else ""
     answers, starts = _answers(row.get(column("answers") or "", None))
     if answers is None:
-        return BadRecord(location, "wrong_type", "answers should be a string, a list of strings, or SQuAD-style "
-                         "{'text': [...], 'answer_start': [...]}", payload=dict(row), source_id=source_id)
-    return Example(source_id, values["question"], values["passage"], location,
-                   title if isinstance(title, str) else "", answers, starts)
+        return BadRecord(
+            location,
+            "wrong_type",
+            "answers should be a string, a list of strings, or SQuAD-style {'text': [...], 'answer_start': [...]}",
+            payload=dict(row),
+            source_id=source_id,
+        )
+    return Example(
+        source_id,
+        values["question"],
+        values["passage"],
+        location,
+        title if isinstance(title, str) else "",
+        answers,
+        starts,
+    )
 
 
 def _answers(value: Any) -> tuple[list[str] | None, list[int]]:
@@ -79,6 +98,18 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
             raise MtqaError(f"--map {pair!r}: expected FIELD=COLUMN with FIELD one of {sorted(DEFAULT_COLUMNS)}")
         mapping[field] = col
     return mapping
+
+
+def _hub_reachable(timeout: float = 5.0) -> tuple[bool, str]:
+    """Probe the hub's host once, so an offline machine fails in seconds, not after retries."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host, port = parsed.hostname or "huggingface.co", parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return False, f"{host}:{port}: {exc}"
+    return True, ""
 
 
 class _MappedReader(Reader):
@@ -172,11 +203,16 @@ class HubReader(_MappedReader):
             return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         name, _, config = self.spec.partition(":")
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
-        hint = (f"cannot load the Hugging Face dataset {name!r}: the hub is not reachable from here. Download it "
-                "where there is network (e.g. datasets.load_dataset(...).save_to_disk(DIR), or the raw files) and "
-                "pass the local path instead")
+        hint = (
+            f"cannot load the Hugging Face dataset {name!r}: the hub is not reachable from here. Download it "
+            "where there is network (e.g. datasets.load_dataset(...).save_to_disk(DIR), or the raw files) and "
+            "pass the local path instead"
+        )
         if offline:
             raise MtqaError(hint + " (HF_HUB_OFFLINE is set)")
+        reachable, why = _hub_reachable()
+        if not reachable:
+            raise MtqaError(f"{hint} ({why})")
         try:
             return datasets.load_dataset(name, config or None, split=split)
         except (ConnectionError, OSError, ValueError) as exc:

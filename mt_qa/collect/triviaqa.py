@@ -32,8 +32,12 @@ class TriviaQAReader(Reader):
             raise InputError(str(self.path), "top level", "not TriviaQA JSON", "expected an object with a 'Data' list")
         evidence = self.evidence_dir()
         if not evidence.is_dir():
-            raise InputError(str(self.path), "evidence", f"evidence directory {evidence} not found",
-                             "pass --evidence-dir DIR (the release's evidence/ folder)")
+            raise InputError(
+                str(self.path),
+                "evidence",
+                f"evidence directory {evidence} not found",
+                "pass --evidence-dir DIR (the release's evidence/ folder)",
+            )
         for n, item in enumerate(doc["Data"]):
             yield self._example(item, f"Data[{n}]", evidence)
 
@@ -57,12 +61,20 @@ class TriviaQAReader(Reader):
                     docs.append((evidence / folder / page["Filename"], page.get("Title") or ""))
         for path, title in docs:
             if not path.is_file():
-                return BadRecord(location, "missing_evidence", f"evidence file {path} not found",
-                                 payload=item, source_id=qid)
+                return BadRecord(
+                    location, "missing_evidence", f"evidence file {path} not found", payload=item, source_id=qid
+                )
             for paragraph in re.split(r"\n\s*\n|\n", read_text(path)):
                 for pattern in patterns:
                     match = pattern.search(paragraph)
                     if match and paragraph.strip():
-                        return Example(qid, question, paragraph.strip(), location, title,
-                                       [match.group(0)], [paragraph.strip().find(match.group(0))])
+                        return Example(
+                            qid,
+                            question,
+                            paragraph.strip(),
+                            location,
+                            title,
+                            [match.group(0)],
+                            [paragraph.strip().find(match.group(0))],
+                        )
         return Skipped(location, "answer_not_in_evidence")

@@ -37,8 +37,9 @@ class WikiQAReader(Reader):
                     raise InputError(str(self.path), "line 1", "not a WikiQA TSV header", f"missing {missing}")
                 continue
             if len(cols) != len(header):
-                yield BadRecord(location, "bad_columns", f"expected {len(header)} columns, got {len(cols)}",
-                                payload=text)
+                yield BadRecord(
+                    location, "bad_columns", f"expected {len(header)} columns, got {len(cols)}", payload=text
+                )
                 continue
             row = dict(zip(header, cols, strict=True))
             if current and current[0][1][0] != row["QuestionID"]:
@@ -68,5 +69,6 @@ class WikiQAReader(Reader):
             pos += len(piece)
         answers = [s for s, label in zip(sentences, labels, strict=True) if label == "1"]
         answer_starts = [starts[i] for i, label in enumerate(labels) if label == "1"]
-        return Example(qid, question, passage, location, title.replace("_", " "), answers, answer_starts,
-                       passage_sentences=pieces)
+        return Example(
+            qid, question, passage, location, title.replace("_", " "), answers, answer_starts, passage_sentences=pieces
+        )
