@@ -17,11 +17,13 @@ whether it was produced by one process, a resumed run, or N job-array tasks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ DATA_DIR = "data"
 REJECTS_DIR = "rejects"
 # Rows per Arrow record batch: big enough for fast scans, small enough for streaming readers.
 RECORD_BATCH_ROWS = 8192
+STALE_TEMP_SECONDS = 600
 
 
 def shard_name(index: int) -> str:
@@ -107,6 +110,12 @@ def merge_stats(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any
         else:
             total[key] = value
     return total
+
+
+def _store_entry(name: str) -> bool:
+    """Names a shard store writes itself; a sibling task's claim in progress is not foreign."""
+    own = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR)
+    return name in own or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def fingerprint(stage: str, params: Mapping[str, Any], inputs: list[Mapping[str, Any]]) -> str:
@@ -178,6 +187,7 @@ class ShardWriter:
 
     def commit(self) -> dict[str, Any]:
         store = self.store
+        store._remove_temp_files(self.name)
         self._flush_rows()
         table = pa.concat_tables(self.tables) if self.tables else store.schema.empty_table()
         problems = validate_table(table, store.schema)
@@ -254,7 +264,7 @@ class ShardStore:
                         "params or inputs); use a new output directory or --overwrite"
                     )
                 self.clear()
-        elif self.root.exists() and any(self.root.iterdir()):
+        elif self.root.exists() and any(not _store_entry(p.name) for p in self.root.iterdir()):
             if not overwrite:
                 raise ShardStoreError(f"{self.root} exists and is not an mtqa shard directory; use --overwrite")
             self.clear()
@@ -286,6 +296,13 @@ class ShardStore:
 
     def writer(self, name: str) -> ShardWriter:
         return ShardWriter(self, name)
+
+    def _remove_temp_files(self, name: str) -> None:
+        """Drop temp files a killed attempt at this shard left; only this shard's owner writes them."""
+        for pattern in (f"{DATA_DIR}/*/.{name}.arrow.*.tmp", f"{DATA_DIR}/.{name}.arrow.*.tmp",
+                        f"{REJECTS_DIR}/.{name}.arrow.*.tmp", f"{DONE_DIR}/.{name}.json.*.tmp"):  # fmt: skip
+            for path in self.root.glob(pattern):
+                path.unlink(missing_ok=True)
 
     def _remove_stale_files(self, name: str, keep: set[str]) -> None:
         """Drop files an interrupted earlier attempt at this shard left behind."""
@@ -332,6 +349,12 @@ class ShardStore:
             "stats": stats,
         }
         atomic_write_json(self.root / MANIFEST, manifest)
+        # A finalize killed mid-write leaves a temp manifest; sibling tasks may be writing theirs
+        # right now, so only ones old enough to be certainly abandoned are removed.
+        for path in self.root.glob(f".{MANIFEST}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                    path.unlink()
         self._manifest = manifest
         return manifest
 

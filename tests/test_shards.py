@@ -152,3 +152,20 @@ def test_task_shards_partition_the_work():
 
 def test_merge_stats_adds_nested_counters():
     assert merge_stats({"a": 1, "b": {"c": 2}}, {"a": 2, "b": {"c": 1, "d": 4}}) == {"a": 3, "b": {"c": 3, "d": 4}}
+
+
+def test_redoing_a_shard_removes_its_abandoned_temp_files(tmp_path):
+    store = ShardStore(tmp_path / "s", "test", QA_SCHEMA)
+    store.begin({}, [])
+    litter = [
+        tmp_path / "s" / "data" / "en" / ".part-00000.arrow.abc123.tmp",
+        tmp_path / "s" / "_done" / ".part-00000.json.xyz.tmp",
+    ]
+    other = tmp_path / "s" / "_done" / ".part-00001.json.keep.tmp"  # another task's write in flight
+    for path in [*litter, other]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    w = store.writer("part-00000")
+    w.add(rows(1))
+    w.commit()
+    assert not any(p.exists() for p in litter) and other.exists()

@@ -1,0 +1,1 @@
+"""run: YAML pipelines and the executors that run their steps (local processes, Ray)."""

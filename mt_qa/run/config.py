@@ -1,0 +1,206 @@
+"""Pipeline YAML: loading, ``--set`` overrides, ``${...}`` references, and validation.
+
+A pipeline is a list of named steps, each one mtqa stage command with its arguments and
+options. Steps are driven through the same CLI users type, so a pipeline, a Slurm script and a
+shell one-liner all run exactly the same code.
+
+.. code-block:: yaml
+
+    name: demo
+    run_dir: runs/demo
+    vars: {data: ../shared/data/squad-v1.1}
+    steps:
+      - name: collect
+        stage: collect
+        args: ["${vars.data}/dev-v1.1.en.json.gz"]
+        options: {parallel: ["es=${vars.data}/dev-v1.1.es.json.gz"]}
+      - name: filter
+        stage: filter
+        args: ["${steps.collect}"]          # a step's output directory
+
+Every step writes ``<run_dir>/<name>`` (passed as its ``--out``). References: ``${run_dir}``,
+``${vars.NAME}``, ``${steps.NAME}`` (that step's output directory, which also makes the step
+depend on it) and ``${env.NAME}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mt_qa.errors import MtqaError
+
+REF = re.compile(r"\$\{([^}]+)\}")
+STAGES = ("collect", "translate", "filter", "build-batches", "train", "evaluate")
+# Stages whose work splits into independent shards (run as N parallel tasks / array tasks).
+SHARDED = frozenset({"collect", "translate", "filter"})
+
+
+class PipelineError(MtqaError):
+    pass
+
+
+@dataclass
+class Step:
+    name: str
+    stage: str  # the mtqa command, e.g. "translate" or "evaluate lareqa"
+    args: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    out_option: str | None = "--out"  # None: the step writes no directory of its own
+    sharded: bool = False
+    depends: list[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> list[str]:
+        return self.stage.split()
+
+
+@dataclass
+class Pipeline:
+    name: str
+    run_dir: Path
+    steps: list[Step]
+    source: str  # the YAML file it came from
+    raw: dict[str, Any]
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise PipelineError(f"{self.source}: no step named {name!r} (steps: {', '.join(s.name for s in self.steps)})")
+
+    def out_dir(self, step: Step) -> Path:
+        return self.run_dir / step.name
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalars (numbers, true/false, null, lists) or a plain string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(doc: dict[str, Any], assignment: str) -> None:
+    """``key.path=value``; a step is addressed by name: ``steps.train.options.max_steps=10``."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key:
+        raise PipelineError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set steps.train.options.max-steps=10")
+    parts = key.split(".")
+    node: Any = doc
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            matches = [s for s in node if isinstance(s, dict) and s.get("name") == part]
+            if not matches:
+                raise PipelineError(f"--set {key}: no step named {part!r}")
+            node = matches[0]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {} if parts[i + 1] != "steps" else [])
+        else:
+            raise PipelineError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+    if not isinstance(node, dict):
+        raise PipelineError(f"--set {key}: cannot set a key inside a {type(node).__name__}")
+    node[parts[-1]] = parse_value(value)
+
+
+def _resolve(value: Any, context: dict[str, Any], where: str, deps: set[str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            ref = match.group(1).strip()
+            head, _, rest = ref.partition(".")
+            if head == "env":
+                if rest not in os.environ:
+                    raise PipelineError(f"{where}: ${{{ref}}}: environment variable {rest} is not set")
+                return os.environ[rest]
+            if head == "steps":
+                if rest not in context["steps"]:
+                    raise PipelineError(f"{where}: ${{{ref}}} names no earlier step")
+                deps.add(rest)
+                return str(context["steps"][rest])
+            if head == "vars":
+                if rest not in context["vars"]:
+                    raise PipelineError(f"{where}: ${{{ref}}}: no such variable in vars")
+                return str(context["vars"][rest])
+            if ref == "run_dir":
+                return str(context["run_dir"])
+            raise PipelineError(f"{where}: unknown reference ${{{ref}}} (use run_dir, vars.*, steps.*, env.*)")
+
+        return REF.sub(sub, value)
+    if isinstance(value, list):
+        return [_resolve(v, context, where, deps) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, context, f"{where}.{k}", deps) for k, v in value.items()}
+    return value
+
+
+def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pipeline:
+    """Read, override, resolve and validate a pipeline file."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{path}: pipeline file not found") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list) or not doc["steps"]:
+        raise PipelineError(f"{path}: a pipeline needs a non-empty 'steps' list")
+    doc = copy.deepcopy(doc)
+    for assignment in overrides:
+        apply_override(doc, assignment)
+    unknown = set(doc) - {"name", "run_dir", "vars", "steps", "description"}
+    if unknown:
+        raise PipelineError(f"{path}: unknown top-level keys {sorted(unknown)}")
+    vars_ = doc.get("vars") or {}
+    context: dict[str, Any] = {"steps": {}, "vars": {}, "run_dir": None}
+    context["vars"] = {k: _resolve(v, {**context, "vars": {}}, f"vars.{k}", set()) for k, v in vars_.items()}
+    default_dir = f"runs/{doc.get('name') or path.stem}"
+    run_dir = Path(_resolve(str(doc.get("run_dir") or default_dir), context, "run_dir", set()))
+    context["run_dir"] = run_dir
+    steps: list[Step] = []
+    for n, raw in enumerate(doc["steps"]):
+        where = f"{path}: steps[{n}]"
+        if not isinstance(raw, dict) or "name" not in raw or "stage" not in raw:
+            raise PipelineError(f"{where}: each step needs a 'name' and a 'stage'")
+        unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded"}
+        if unknown:
+            raise PipelineError(f"{where}: unknown keys {sorted(unknown)}")
+        name, stage = str(raw["name"]), str(raw["stage"])
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise PipelineError(f"{where}: step name {name!r} must be letters, digits, '.', '_' or '-'")
+        if name in context["steps"]:
+            raise PipelineError(f"{where}: step name {name!r} is used twice")
+        if stage.split()[0] not in STAGES:
+            raise PipelineError(f"{where}: unknown stage {stage!r}; one of {', '.join(STAGES)}")
+        deps: set[str] = set()
+        args = _resolve([str(a) for a in raw.get("args") or []], context, f"{where}.args", deps)
+        options = _resolve(dict(raw.get("options") or {}), context, f"{where}.options", deps)
+        out = raw.get("out", "--out")
+        step = Step(name, stage, args, options, out_option=out or None,
+                    sharded=bool(raw.get("sharded", stage.split()[0] in SHARDED)), depends=sorted(deps))  # fmt: skip
+        steps.append(step)
+        context["steps"][name] = run_dir / name
+    return Pipeline(str(doc.get("name") or path.stem), run_dir, steps, str(path), doc)
+
+
+def option_args(options: dict[str, Any]) -> list[str]:
+    """{'langs': 'de,ar', 'parallel': [a, b], 'quiet': True} -> ['--langs', 'de,ar', '--parallel', a, ...]."""
+    out: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                out += [flag, str(item)]
+        else:
+            out += [flag, str(value)]
+    return out

@@ -1,0 +1,84 @@
+"""Pipeline YAML: references, overrides, validation errors that name the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mt_qa.run.config import PipelineError, load_pipeline, option_args
+
+BASE = """
+name: demo
+run_dir: {run_dir}
+vars: {{data: /data}}
+steps:
+  - name: collect
+    stage: collect
+    args: ["${{vars.data}}/en.json"]
+    options: {{parallel: ["es=${{vars.data}}/es.json"], shard-size: 10}}
+  - name: clean
+    stage: filter
+    args: ["${{steps.collect}}"]
+    options: {{no-dedup: true, detector: null}}
+  - name: eval
+    stage: evaluate lareqa
+    out: false
+    options: {{data: "${{env.MTQA_TEST_DATA}}"}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_references_and_dependencies(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTQA_TEST_DATA", "/bench")
+    pipe = load_pipeline(write(tmp_path, BASE.format(run_dir=tmp_path / "run")))
+    collect, clean, ev = pipe.steps
+    assert collect.args == ["/data/en.json"] and collect.sharded and collect.depends == []
+    assert clean.args == [str(tmp_path / "run" / "collect")] and clean.depends == ["collect"]
+    assert ev.command == ["evaluate", "lareqa"] and ev.out_option is None and not ev.sharded
+    assert option_args(clean.options) == ["--no-dedup"]
+    assert option_args(collect.options) == ["--parallel", "es=/data/es.json", "--shard-size", "10"]
+    assert ev.options == {"data": "/bench"}
+
+
+def test_overrides_address_steps_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTQA_TEST_DATA", "/bench")
+    path = write(tmp_path, BASE.format(run_dir=tmp_path / "run"))
+    pipe = load_pipeline(path, ["run_dir=/elsewhere", "steps.collect.options.shard-size=99", "vars.data=/d2"])
+    assert pipe.run_dir == Path("/elsewhere")
+    assert pipe.step("collect").options["shard-size"] == 99
+    assert pipe.step("collect").args == ["/d2/en.json"]
+    assert pipe.step("clean").args == ["/elsewhere/collect"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: []", "non-empty 'steps'"),
+        ("steps: [{name: a, stage: fly}]", "unknown stage 'fly'"),
+        ("steps: [{name: a, stage: collect}, {name: a, stage: filter}]", "used twice"),
+        ("steps: [{name: a, stage: filter, args: ['${steps.b}']}]", "names no earlier step"),
+        ("steps: [{name: a, stage: collect, args: ['${vars.x}']}]", "no such variable"),
+        ("steps: [{name: a, stage: collect, args: ['${env.MTQA_SURELY_UNSET}']}]", "is not set"),
+        ("steps: [{name: a, stage: collect, colour: red}]", "unknown keys ['colour']"),
+        ("steps: [{name: 'a b', stage: collect}]", "must be letters"),
+        ("stepz: 1\nsteps: [{name: a, stage: collect}]", "unknown top-level keys"),
+        ("steps: [{name: a, stage: collect", "not valid YAML"),
+    ],
+)
+def test_invalid_pipelines_are_explained(tmp_path, text, message):
+    with pytest.raises(PipelineError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_pipeline(write(tmp_path, text))
+
+
+def test_bad_override(tmp_path):
+    path = write(tmp_path, "steps: [{name: a, stage: collect}]")
+    with pytest.raises(PipelineError, match="KEY=VALUE"):
+        load_pipeline(path, ["nothing"])
+    with pytest.raises(PipelineError, match="no step named 'zz'"):
+        load_pipeline(path, ["steps.zz.options.x=1"])
