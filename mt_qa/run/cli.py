@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 from rich.console import Console
 from rich.table import Table
 
+from mt_qa.clickutil import array_options, resolve_array_task
 from mt_qa.run.config import load_pipeline
 from mt_qa.run.executors import LocalExecutor, RayExecutor
 from mt_qa.run.runner import PipelineRunner
@@ -13,26 +16,55 @@ from mt_qa.run.runner import PipelineRunner
 
 @click.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a pipeline value, e.g. --set run_dir=runs/x --set steps.train.options.max-steps=10.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a pipeline value, e.g. --set run_dir=runs/x --set steps.train.options.max-steps=10.",
+)
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=None, help="Parallel tasks for sharded steps (default: CPU cores).")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start or join a local one).")
 @click.option("--gpus-per-task", type=float, default=0.0, show_default=True, help="GPUs each Ray task asks for.")
 @click.option("--only", multiple=True, help="Run only these steps (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (every task's command line) and exit.")
-def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only, dry_run):
+@click.option(
+    "--step",
+    "task_step",
+    default=None,
+    help="Run one job-array task of this step here, in this process (no executor, no lock): the task "
+    "comes from --num-shards/--shard-index or the scheduler's environment. For cluster manifests.",
+)
+@click.option("--print-argv", is_flag=True, help="With --step: print the task's mtqa arguments instead of running.")
+@array_options
+def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only, dry_run, task_step, print_argv,
+        num_shards, shard_index):  # fmt: skip
     """Run the steps of a YAML pipeline in order; a rerun resumes where the last one stopped.
 
     Every step writes RUN_DIR/<step>; logs go to RUN_DIR/logs, step completion markers to
     RUN_DIR/_steps. Two runs on one run directory at once are refused.
     """
+    from mt_qa.cli import main
+
     pipe = load_pipeline(pipeline, list(overrides))
     if executor == "ray":
         ex = RayExecutor(workers, address=ray_address, num_gpus_per_task=gpus_per_task)
     else:
         ex = LocalExecutor(workers)
     runner = PipelineRunner(pipe, ex, only=list(only) or None, echo=lambda m: click.echo(m, err=True))
+    if task_step:
+        num_tasks, task_index = resolve_array_task(num_shards, shard_index)
+        argv = runner.task_argv(task_step, num_tasks, task_index)
+        if print_argv:
+            click.echo(shlex.join(argv))
+            return
+        code = main(argv)
+        if code:
+            raise click.exceptions.Exit(code)
+        return
+    if print_argv:
+        raise click.UsageError("--print-argv needs --step")
     if dry_run:
         click.echo(runner.describe())
         return

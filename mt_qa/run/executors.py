@@ -103,10 +103,7 @@ class RayExecutor:
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {"MTQA_THREADS": str(max(1, int(self.num_cpus)))}})  # fmt: skip
         worker_cls = ray.remote(_StageActor)
-        actors = [
-            worker_cls.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, name=None).remote()
-            for _ in argvs
-        ]
+        actors = [worker_cls.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, name=None).remote() for _ in argvs]
         log_dir.mkdir(parents=True, exist_ok=True)
         refs = [actor.run.remote(argv) for actor, argv in zip(actors, argvs, strict=True)]
         results = []

@@ -55,6 +55,17 @@ class PipelineRunner:
         n = self.executor.tasks_for(True)
         return [[*base, "--num-shards", str(n), "--shard-index", str(i)] for i in range(n)]
 
+    def task_argv(self, step_name: str, num_tasks: int, task_index: int) -> list[str]:
+        """One job-array task's command line for one step (Slurm/Kubernetes run it directly)."""
+        step = self.pipeline.step(step_name)
+        argv = self.task_argvs(step)[0]
+        if step.sharded:
+            cut = argv.index("--num-shards")
+            argv = [*argv[:cut], "--num-shards", str(num_tasks), "--shard-index", str(task_index)]
+        elif task_index != 0:
+            raise StepFailed(f"step {step_name!r} ({step.stage}) is not sharded: run it as a single task (index 0)")
+        return argv
+
     def plan(self) -> list[PlannedStep]:
         planned = []
         for step in self.pipeline.steps:
@@ -99,8 +110,10 @@ class PipelineRunner:
                     tail = _tail(failed[0].log)
                     raise StepFailed(f"step {step.name!r} failed ({len(failed)} of {len(results)} task(s)); "
                                      f"logs: {logs}\n{tail}")  # fmt: skip
-                atomic_write_json(run_dir / STEP_MARKERS / f"{step.name}.json",
-                                  {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds})
+                atomic_write_json(
+                    run_dir / STEP_MARKERS / f"{step.name}.json",
+                    {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds},
+                )
                 self.echo(f"[{step.name}] finished in {seconds}s")
                 summary["steps"].append({"name": step.name, "status": "ran", "seconds": seconds,
                                          "rows": _rows(self.pipeline.out_dir(step))})  # fmt: skip
