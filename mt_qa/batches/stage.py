@@ -1,0 +1,339 @@
+"""The build-batches stage: QA shards -> batch shards (X-X, X-Y or hybrid), ready to train on.
+
+The whole plan (every epoch's batches, as integers) is drawn first; it is cheap and
+deterministic in the seed, so every job-array task draws the same plan and writes only the
+shards it owns, and a resumed run rewrites only the shards without a done marker. Text is
+copied from the memory-mapped inputs only when a shard is written.
+
+A shard holds ``batches_per_shard`` whole batches of one epoch (a batch never spans two
+shards, an epoch never shares a shard), so the trainer can read any batch from one file and
+know its epoch from the shard's stats.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from mt_qa.batches.groups import GroupIndex, load_groups, open_qa_store
+from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives
+from mt_qa.batches.samplers import STRATEGIES, XX, XY, EpochPlan, make_sampler, plan_epoch
+from mt_qa.errors import MtqaError
+from mt_qa.records import BATCH_SCHEMA
+from mt_qa.shards import ShardStore, ShardWriter, sha256_file, shard_name, task_shards
+
+STAGE = "build-batches"
+
+
+@dataclass
+class _ShardPlan:
+    name: str
+    epoch: int
+    first_batch_id: int
+    plan: EpochPlan
+    start: int  # index of the shard's first batch in its epoch plan
+    stop: int
+
+
+class BuildBatchesStage:
+    """Sample X-X / X-Y / hybrid batches from QA stores and write them as batch shards."""
+
+    def __init__(
+        self,
+        inputs: list[str | Path],
+        out: str | Path,
+        *,
+        strategy: str = "hybrid",
+        alpha: float = 0.5,
+        batch_size: int = 64,
+        epochs: int = 1,
+        seed: int = 0,
+        langs: list[str] | None = None,
+        lang_weights: dict[str, float] | None = None,
+        dataset_weights: dict[str, float] | None = None,
+        batches_per_shard: int = 100,
+        distinct_passages: bool = True,
+        miner: BM25NegativeMiner | None = None,
+        dev_out: str | Path | None = None,
+        dev_fraction: float = 0.0,
+        exclude_groups: str | Path | None = None,
+        num_tasks: int = 1,
+        task_index: int = 0,
+        overwrite: bool = False,
+        progress: bool = True,
+    ):
+        if not inputs:
+            raise MtqaError("build-batches needs at least one input QA store")
+        if strategy not in STRATEGIES:
+            raise MtqaError(f"--strategy must be one of {STRATEGIES}, not {strategy!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise MtqaError(f"--alpha must be in [0, 1], not {alpha}")
+        if batch_size < 2:
+            raise MtqaError("--batch-size must be at least 2 (in-batch negatives need company)")
+        if epochs < 1:
+            raise MtqaError("--epochs must be at least 1")
+        if batches_per_shard < 1:
+            raise MtqaError("--batches-per-shard must be at least 1")
+        if not 0.0 <= dev_fraction < 1.0:
+            raise MtqaError(f"--dev-fraction must be in [0, 1), not {dev_fraction}")
+        if dev_out is not None and Path(dev_out).resolve() == Path(out).resolve():
+            raise MtqaError("--dev-out must differ from --out")
+        if (dev_out is None) != (dev_fraction == 0.0):
+            raise MtqaError("--dev-out and --dev-fraction go together: give both or neither")
+        for name, weights in (("--lang-weights", lang_weights), ("--dataset-weights", dataset_weights)):
+            bad = {k: v for k, v in (weights or {}).items() if not v >= 0}
+            if bad:
+                raise MtqaError(f"{name}: weights must be >= 0, got {bad}")
+        task_shards([], num_tasks, task_index)  # validates the task index range
+        self.inputs = [str(p) for p in inputs]
+        self.store = ShardStore(out, STAGE, BATCH_SCHEMA)
+        self.dev_store = ShardStore(dev_out, STAGE, BATCH_SCHEMA) if dev_out is not None else None
+        self.strategy = strategy
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.seed = seed
+        self.langs = sorted(langs) if langs else None
+        self.lang_weights = dict(sorted((lang_weights or {}).items()))
+        self.dataset_weights = dict(sorted((dataset_weights or {}).items()))
+        self.batches_per_shard = batches_per_shard
+        self.distinct_passages = distinct_passages
+        self.miner = miner
+        self.dev_fraction = dev_fraction
+        self.exclude_groups_file = str(exclude_groups) if exclude_groups else None
+        self.num_tasks = num_tasks
+        self.task_index = task_index
+        self.overwrite = overwrite
+        self.progress = progress
+
+    def params(self, role: str = "train") -> dict[str, Any]:
+        return {
+            "role": role,
+            "strategy": self.strategy,
+            "alpha": self.alpha if self.strategy == "hybrid" else None,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs if role == "train" else 1,
+            "seed": self.seed,
+            "langs": self.langs,
+            "lang_weights": self.lang_weights or None,
+            "dataset_weights": self.dataset_weights or None,
+            "batches_per_shard": self.batches_per_shard,
+            "distinct_passages": self.distinct_passages,
+            "negatives": self.miner.params() if self.miner else None,
+            "dev_fraction": self.dev_fraction,
+            "exclude_groups": self.exclude_groups_file,
+        }
+
+    # ------------------------------------------------------------------ plan
+    def _weights(self, index: GroupIndex) -> tuple[np.ndarray, np.ndarray | None]:
+        unknown = sorted(set(self.lang_weights) - set(index.langs))
+        if unknown:
+            raise MtqaError(f"--lang-weights names languages not in the inputs: {unknown} (inputs have {index.langs})")
+        unknown = sorted(set(self.dataset_weights) - set(index.datasets))
+        if unknown:
+            raise MtqaError(f"--dataset-weights names datasets not in the inputs: {unknown} "
+                            f"(inputs have {index.datasets})")
+        if self.lang_weights:
+            lang_w = np.array([self.lang_weights.get(lang, 0.0) for lang in index.langs], dtype=float)
+        else:
+            lang_w = np.ones(len(index.langs))
+        if not (lang_w > 0).any():
+            raise MtqaError("--lang-weights gives every language weight 0")
+        dataset_w = None
+        if self.dataset_weights:
+            dataset_w = np.array([self.dataset_weights.get(d, 0.0) for d in index.datasets], dtype=float)
+            if not (dataset_w > 0).any():
+                raise MtqaError("--dataset-weights gives every dataset weight 0")
+        return lang_w, dataset_w
+
+    def plan(self, index: GroupIndex, groups: np.ndarray, epochs: int, seed: int) -> list[EpochPlan]:
+        lang_w, dataset_w = self._weights(index)
+        sampler = make_sampler(self.strategy, self.batch_size, lang_w, self.alpha)
+        return [plan_epoch(index, groups, sampler, e, seed, lang_w, dataset_w, self.distinct_passages)
+                for e in range(epochs)]
+
+    def _check_plan(self, index: GroupIndex, groups: np.ndarray, plans: list[EpochPlan], what: str) -> None:
+        if any(p.batches for p in plans):
+            return
+        usable = index.has_lang[groups]
+        per_lang = {lang: int(usable[:, i].sum()) for i, lang in enumerate(index.langs)}
+        multi = int((usable.sum(axis=1) >= 2).sum())
+        raise MtqaError(
+            f"{what}: not a single batch of {self.batch_size} can be filled with the {self.strategy} strategy "
+            f"({len(groups)} groups; per language {per_lang}; {multi} with two or more languages; groups of one "
+            "passage count once per batch). Use a smaller --batch-size or more data"
+        )
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        stores = [open_qa_store(p) for p in self.inputs]
+        excluded = read_group_ids(self.exclude_groups_file) if self.exclude_groups_file else None
+        index = load_groups(stores, self.langs, excluded)
+        train_groups, dev_groups = index.split_by_passage(self.dev_fraction)
+        plans = self.plan(index, train_groups, self.epochs, self.seed)
+        self._check_plan(index, train_groups, plans, "training data")
+        refs = [s.input_ref() for s in stores]
+        if self.exclude_groups_file:
+            refs.append({"path": self.exclude_groups_file, "sha256": sha256_file(self.exclude_groups_file)})
+        self.store.begin(self.params("train"), refs, overwrite=self.overwrite)
+        result = self._write(self.store, index, train_groups, plans, with_input_rejects=True)
+        result["seconds_plan_and_write"] = round(time.perf_counter() - started, 2)
+        if self.dev_store is not None:
+            # The dev plan uses its own seed stream (epoch 0 of seed+1) so it never mirrors training.
+            dev_plans = self.plan(index, dev_groups, 1, self.seed + 1)
+            self._check_plan(index, dev_groups, dev_plans, f"dev split ({self.dev_fraction:.1%} of passages)")
+            self.dev_store.begin(self.params("dev"), refs, overwrite=self.overwrite)
+            result["dev"] = self._write(self.dev_store, index, dev_groups, dev_plans, with_input_rejects=False)
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        return result
+
+    def _layout(self, plans: list[EpochPlan]) -> list[_ShardPlan]:
+        shards: list[_ShardPlan] = []
+        batch_id = 0
+        for plan in plans:
+            for start in range(0, len(plan.batches), self.batches_per_shard):
+                stop = min(start + self.batches_per_shard, len(plan.batches))
+                shards.append(_ShardPlan(shard_name(len(shards)), plan.epoch, batch_id, plan, start, stop))
+                batch_id += stop - start
+        return shards
+
+    def _write(self, store: ShardStore, index: GroupIndex, groups: np.ndarray, plans: list[EpochPlan],
+               with_input_rejects: bool) -> dict[str, Any]:
+        layout = self._layout(plans)
+        names = [s.name for s in layout]
+        owned = [s for i, s in enumerate(layout) if i % self.num_tasks == self.task_index]
+        todo = [s for s in owned if not store.is_done(s.name)]
+        mined = None
+        if self.miner is not None and todo:
+            rows = np.concatenate([self._passage_rows(index, s) for s in todo])
+            mined = self.miner.mine(index, rows, groups)
+        summary = self._summary(index, groups, plans, with_input_rejects)
+        bar = tqdm(total=sum(s.stop - s.start for s in todo), desc=f"{STAGE} {store.root.name}", unit="batch",
+                   disable=not self.progress, dynamic_ncols=True)
+        for shard in todo:
+            writer = store.writer(shard.name)
+            self._write_shard(writer, index, shard, mined)
+            if shard.name == names[0]:
+                writer.stats["summary"] = summary
+                if with_input_rejects:
+                    for rej in index.rejects:
+                        writer.reject(**rej)
+            writer.commit()
+            bar.update(shard.stop - shard.start)
+        bar.close()
+        manifest = store.finalize(expected=names)
+        return {
+            "out": str(store.root),
+            "shards": len(names),
+            "shards_this_task": len(owned),
+            "finished": manifest is not None,
+            "manifest": manifest,
+            "summary": summary,
+            "negatives": dict(self.miner.stats) if (self.miner and mined is not None) else None,
+        }
+
+    def _passage_rows(self, index: GroupIndex, shard: _ShardPlan) -> np.ndarray:
+        batches = shard.plan.batches[shard.start: shard.stop]
+        return np.concatenate([index.row_of[b.groups, b.passage_lang] for b in batches])
+
+    def _summary(self, index: GroupIndex, groups: np.ndarray, plans: list[EpochPlan],
+                 with_input_rejects: bool) -> dict[str, Any]:
+        """Store-wide numbers (fractions, per-epoch leftovers), carried by the first shard's stats."""
+        types = [b.batch_type for p in plans for b in p.batches]
+        usable = index.has_lang[groups]
+        n = max(len(types), 1)
+        summary: dict[str, Any] = {
+            "groups": len(groups),
+            "groups_by_lang": {lang: int(usable[:, i].sum()) for i, lang in enumerate(index.langs)},
+            "groups_multilingual": int((usable.sum(axis=1) >= 2).sum()),
+            "batches": len(types),
+            "batches_by_epoch": {str(p.epoch): len(p.batches) for p in plans},
+            "unused_groups_by_epoch": {str(p.epoch): p.unused_groups for p in plans},
+            "batch_type_fraction": {XX: round(types.count(XX) / n, 6), XY: round(types.count(XY) / n, 6)},
+        }
+        if with_input_rejects:
+            summary["input_rows"] = (index.table.num_rows + len(index.rejects) + index.excluded_rows
+                                     + index.excluded_heldout_rows)
+            summary["input_rows_excluded_by_langs"] = index.excluded_rows
+            summary["input_rows_excluded_heldout"] = index.excluded_heldout_rows
+            summary["input_rows_rejected"] = len(index.rejects)
+        return summary
+
+    def _write_shard(self, writer: ShardWriter, index: GroupIndex, shard: _ShardPlan,
+                     mined: MinedNegatives | None) -> None:
+        batches = shard.plan.batches[shard.start: shard.stop]
+        size = self.batch_size
+        groups = np.concatenate([b.groups for b in batches])
+        qlang = np.concatenate([b.query_lang for b in batches])
+        plang = np.concatenate([b.passage_lang for b in batches])
+        qrows = index.row_of[groups, qlang]
+        prows = index.row_of[groups, plang]
+        types = np.repeat(np.array([b.batch_type for b in batches]), size)
+        langs = np.array(index.langs)
+        datasets = np.array(index.datasets)
+        table = index.table
+        if mined is not None:
+            neg = mined.pick(prows, shard.epoch, self.seed)
+            neg_idx = pa.array(neg, mask=neg < 0)
+            negative = table["passage"].take(neg_idx)
+            negative_id = table["id"].take(neg_idx)
+        else:
+            neg = np.full(len(prows), -1)
+            negative = pa.nulls(len(prows), pa.string())
+            negative_id = pa.nulls(len(prows), pa.string())
+        out = pa.Table.from_arrays(
+            [
+                pa.array(np.repeat(np.arange(shard.first_batch_id, shard.first_batch_id + len(batches)), size),
+                         pa.int64()),
+                pa.array(types.tolist(), pa.string()),
+                pa.array(np.tile(np.arange(size), len(batches)), pa.int32()),
+                pa.array(langs[qlang].tolist(), pa.string()),
+                pa.array(langs[plang].tolist(), pa.string()),
+                table["question"].take(pa.array(qrows)),
+                table["passage"].take(pa.array(prows)),
+                negative,
+                table["id"].take(pa.array(qrows)),
+                table["id"].take(pa.array(prows)),
+                negative_id,
+                index.group_names.take(pa.array(groups)),
+                pa.array(datasets[index.group_dataset[groups]].tolist(), pa.string()),
+            ],
+            schema=BATCH_SCHEMA,
+        )
+        writer.add(out)
+        writer.count("rows", len(groups))
+        writer.count(f"epoch.{shard.epoch}", len(batches))
+        for b in batches:
+            writer.count(f"batches.{b.batch_type}")
+            writer.count(f"datasets.{index.datasets[b.dataset]}")
+            if b.batch_type == XX:
+                writer.count(f"xx_batch_lang.{index.langs[int(b.query_lang[0])]}")
+        for key, values in (("query_lang", qlang), ("passage_lang", plang)):
+            for lang, count in zip(*np.unique(values, return_counts=True), strict=True):
+                writer.count(f"{key}.{index.langs[lang]}", int(count))
+        pairs = qlang * len(langs) + plang
+        for code, count in zip(*np.unique(pairs, return_counts=True), strict=True):
+            q, p = divmod(int(code), len(langs))
+            writer.count(f"pairs.{langs[q]}-{langs[p]}", int(count))
+        if mined is not None:
+            writer.count("negatives.with", int((neg >= 0).sum()))
+            writer.count("negatives.without", int((neg < 0).sum()))
+
+
+def read_group_ids(path: str | Path) -> set[str]:
+    """group_ids to leave out, one per line (e.g. build-lareqa's heldout_group_ids.txt)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MtqaError(f"--exclude-groups {path}: cannot read it ({exc})") from exc
+    ids = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    if not ids:
+        raise MtqaError(f"--exclude-groups {path}: the file lists no group ids")
+    return ids

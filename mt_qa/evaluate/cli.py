@@ -1,0 +1,244 @@
+"""``mtqa evaluate``: LAReQA-format (XQuAD-R / MLQA-R) and BEIR/MIRACL-layout evaluation, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mt_qa.errors import MtqaError
+from mt_qa.evaluate.report import REPORT, fmt
+
+
+def _langs(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    if len(set(langs)) != len(langs):
+        raise MtqaError(f"--languages {value!r} names a language twice")
+    return langs
+
+
+def encoder_options(fn: Any) -> Any:
+    """Model and encoding options shared by `lareqa` and `beir`."""
+    options = [
+        click.option("-m", "--model", required=True,
+                     help="sentence-transformers directory (or a hub name already in the local HF cache)."),
+        click.option("--query-prefix", default="query: ", show_default=True,
+                     help="Put before every query (e5 convention; '' for none)."),
+        click.option("--passage-prefix", default="passage: ", show_default=True,
+                     help="Put before every candidate sentence / document ('' for none)."),
+        click.option("--batch-size", default=64, show_default=True, help="Encoding batch size."),
+        click.option("--max-length", type=int, default=None, help="Max tokens per text (default: the model's)."),
+        click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
+        click.option("--no-normalize", is_flag=True, help="Score raw dot products instead of cosine."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Embedding cache (default: $MTQA_CACHE_DIR or ~/.cache/mtqa/embeddings)."),
+        click.option("--no-cache", is_flag=True, help="Keep embeddings in memory only."),
+        click.option("--label", default=None, help="Model name shown in reports (default: the model's dir name)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option("--overwrite", is_flag=True, help="Replace a report made for another model or data."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _encoder(kw: dict[str, Any]):
+    from mt_qa.evaluate.encode import Encoder
+
+    return Encoder(kw["model"], device=kw["device"], batch_size=kw["batch_size"], max_length=kw["max_length"],
+                   normalize=not kw["no_normalize"], cache_dir=False if kw["no_cache"] else kw["cache_dir"],
+                   progress=not kw["quiet"])
+
+
+def _sources(data: tuple[str, ...]) -> list[str]:
+    return sorted(str(Path(d).resolve()) for d in data)
+
+
+def _claim(out: Path, kind: str, identity: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to replace a report of another model/data unless --overwrite."""
+    path = out / REPORT
+    if path.is_file() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        old_identity = {"kind": old.get("kind"), "model": old.get("model", {}).get("content_sha256"),
+                        "sources": sorted(str(b.get("source")) for b in old.get("benchmarks", {}).values())}
+        if old_identity != identity:
+            raise MtqaError(f"{out} holds a {old.get('kind')} report of another model or data; "
+                            "use a new --out or --overwrite")
+
+
+@click.group()
+def evaluate() -> None:
+    """Evaluate retrievers: XQuAD-R / MLQA-R (mAP, language bias), BEIR/MIRACL layouts, reports.
+
+    \b
+    Examples:
+      mtqa evaluate build-lareqa runs/collect -o runs/devbench --articles 10
+      mtqa evaluate lareqa runs/devbench -m /work/cache/e5-small -o runs/eval/e5
+      mtqa evaluate compare runs/eval/e5 runs/eval/hybrid
+    """
+
+
+@evaluate.command("lareqa")
+@click.argument("data", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--languages", help="Comma-separated languages to use (default: every <lang>.json in DATA).")
+@click.option("--name", "names", multiple=True, help="Benchmark name per DATA dir (default: the dir name).")
+@click.option("--ties", type=click.Choice(["pessimistic", "optimistic"]), default="pessimistic", show_default=True,
+              help="Rank of a relevant candidate that ties with non-relevant ones: after them (pessimistic) "
+                   "or before.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@encoder_options
+def lareqa(data, out, languages, names, ties, no_plots, **kw):
+    """Evaluate a model on LAReQA-format benchmarks (XQuAD-R, MLQA-R, or one from build-lareqa).
+
+    DATA are directories of <lang>.json files with sentence breaks (the public LAReQA release
+    layout). Writes report.json, report.md, per-query files and plots into --out.
+    """
+    from mt_qa.evaluate.pipeline import Prefixes, evaluate_lareqa
+    from mt_qa.evaluate.report import write_lareqa_report
+
+    out = Path(out)
+    encoder = _encoder(kw)
+    _claim(out, "lareqa", {"kind": "lareqa", "model": encoder.model_hash, "sources": _sources(data)},
+           kw["overwrite"])
+    try:
+        result = evaluate_lareqa(list(data), encoder, languages=_langs(languages),
+                                 prefixes=Prefixes(kw["query_prefix"], kw["passage_prefix"]), ties=ties,
+                                 names=list(names) or None, progress=not kw["quiet"])
+    finally:
+        encoder.close()
+    report = result["report"]
+    if kw["label"]:
+        report["label"] = kw["label"]
+    write_lareqa_report(out, report, result["results"], plots=not no_plots)
+    console = Console(stderr=True)
+    table = Table(title=f"mtqa evaluate lareqa: {report.get('label') or Path(kw['model']).name}",
+                  title_justify="left")
+    for column in ["benchmark", "mono mAP", "cross mAP", "multi mAP", "multi R@10", "bias"]:
+        table.add_column(column)
+    for name, bench in report["benchmarks"].items():
+        s = bench["settings"]
+        table.add_row(name, fmt(s["mono"]["mAP"]), fmt(s["cross"]["mAP"]), fmt(s["multi"]["mAP"]),
+                      fmt(s["multi"].get("R@10")), fmt(bench["language_bias"]["mean"], 1))
+    console.print(table)
+    enc, timing = report["encoding"], report["timing"]
+    console.print(f"{enc['unique']} unique texts ({enc['cached']} from cache, {enc['encoded']} encoded); "
+                  f"encode {timing['encode_seconds']}s, scoring {timing['score_seconds']}s -> {out}  "
+                  f"[{timing['total_seconds']}s]")
+
+
+@evaluate.command("beir")
+@click.argument("data", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--split", default="test", show_default=True, help="Which qrels/topics to evaluate.")
+@click.option("--queries", type=click.Path(dir_okay=False), help="Queries file (overrides the layout's).")
+@click.option("--qrels", type=click.Path(dir_okay=False), help="Qrels file (overrides the layout's).")
+@click.option("-k", "--top-k", "k", default=1000, show_default=True, help="Documents retrieved per query.")
+@click.option("--chunk-docs", default=50000, show_default=True,
+              help="Documents encoded and scored per chunk (bounds memory).")
+@click.option("--no-title", is_flag=True, help="Encode document text without its title.")
+@encoder_options
+def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
+    """Evaluate a model on BEIR / MIRACL-layout retrieval benchmarks (nDCG@10, R@100, MRR@10, MAP).
+
+    DATA are directories with corpus.jsonl, queries.jsonl (or topics/) and qrels/. Writes a TREC
+    run file per benchmark, report.json and report.md into --out.
+    """
+    from mt_qa.evaluate.beir import beir_report, evaluate_beir, load_beir
+    from mt_qa.evaluate.report import beir_markdown
+    from mt_qa.shards import atomic_write_bytes, atomic_write_json
+
+    out = Path(out)
+    if (queries or qrels) and len(data) > 1:
+        raise MtqaError("--queries/--qrels apply to a single DATA directory")
+    encoder = _encoder(kw)
+    _claim(out, "beir", {"kind": "beir", "model": encoder.model_hash, "sources": _sources(data)},
+           kw["overwrite"])
+    out.mkdir(parents=True, exist_ok=True)
+    entries = {}
+    try:
+        for d in data:
+            bench = load_beir(d, split, queries=queries, qrels=qrels)
+            entry = evaluate_beir(bench, encoder, out, k=k, query_prefix=kw["query_prefix"],
+                                  passage_prefix=kw["passage_prefix"], use_title=not no_title,
+                                  chunk_docs=chunk_docs, progress=not kw["quiet"])
+            entry["source"] = str(Path(d).resolve())
+            atomic_write_json(out / f"per_query_{bench.name}.json", entry["per_query"])
+            entries[bench.name] = entry
+    finally:
+        encoder.close()
+    report = beir_report(encoder, entries, {"query": kw["query_prefix"], "passage": kw["passage_prefix"]})
+    if kw["label"]:
+        report["label"] = kw["label"]
+    atomic_write_json(out / REPORT, report)
+    atomic_write_bytes(out / "report.md", beir_markdown(report).encode())
+    console = Console(stderr=True)
+    for name, e in entries.items():
+        console.print(f"{name}: " + ", ".join(f"{m} {fmt(v)}" for m, v in e["metrics"].items())
+                      + f" ({e['n_queries']} queries, {e['n_docs']} docs, {e['seconds']}s)")
+    console.print(f"-> {out}")
+
+
+@evaluate.command("build-lareqa")
+@click.argument("store", type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Benchmark directory.")
+@click.option("--split", default="dev", show_default=True, help="Split the articles are held out from.")
+@click.option("--dataset", default=None, help="Only rows of this dataset (default: all).")
+@click.option("--languages", help="Comma-separated languages (default: every language of the split).")
+@click.option("--articles", type=int, default=10, show_default=True,
+              help="Number of whole articles to hold out, picked by a seeded hash of their title.")
+@click.option("--titles", multiple=True, help="Hold out exactly these article titles (repeatable).")
+@click.option("--titles-file", type=click.Path(dir_okay=False), help="File of titles to hold out, one per line.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the article choice.")
+@click.option("--overwrite", is_flag=True, help="Replace a directory built with other params.")
+@click.option("-q", "--quiet", is_flag=True, help="Print less.")
+def build_lareqa(store, out, split, dataset, languages, articles, titles, titles_file, seed, overwrite, quiet):
+    """Build a LAReQA-format benchmark from a QA shard store with parallel languages.
+
+    Holds out whole articles of SPLIT; questions present in all chosen languages become
+    queries, sentences of their articles' paragraphs become candidates. Also writes
+    heldout_titles.txt and heldout_group_ids.txt so training can exclude those articles.
+    """
+    from mt_qa.evaluate.build import BuildLareqa
+
+    chosen = list(titles)
+    if titles_file:
+        chosen += [line.strip() for line in Path(titles_file).read_text().splitlines() if line.strip()]
+    result = BuildLareqa(store, out, split=split, dataset=dataset, languages=_langs(languages), articles=articles,
+                         titles=chosen or None, seed=seed, overwrite=overwrite).run()
+    console = Console(stderr=True)
+    table = Table(title="mtqa evaluate build-lareqa", title_justify="left")
+    for column in ["language", "questions", "candidates"]:
+        table.add_column(column)
+    for lang in result["languages"]:
+        table.add_row(lang, str(result["questions"].get(lang, 0)), str(result["candidates"].get(lang, 0)))
+    if not quiet:
+        console.print(table)
+        notes = ", ".join(f"{k}={v}" for k, v in result["stats"].items())
+        console.print(f"{len(result['articles'])} articles held out ({result['heldout_groups']} groups listed in "
+                      f"heldout_group_ids.txt); {notes} -> {result['out']}")
+
+
+@evaluate.command("compare")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--label", "labels", multiple=True, help="Row label per report (default: model dir names).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Also write the markdown to this file.")
+def compare(reports, labels, out):
+    """Put several evaluation reports (dirs or report.json files) side by side as markdown tables."""
+    from mt_qa.evaluate.report import compare_markdown, load_report
+    from mt_qa.shards import atomic_write_bytes
+
+    loaded = [load_report(r) for r in reports]
+    text = compare_markdown(loaded, list(labels) or None)
+    if out:
+        atomic_write_bytes(Path(out), text.encode())
+    click.echo(text)

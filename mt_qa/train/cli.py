@@ -1,0 +1,81 @@
+"""``mtqa train``: train a bi-encoder on batch shards (run it under ``torchrun`` for several devices)."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mt_qa.train.trainer import PRECISIONS, BiEncoderTrainer, TrainConfig
+
+
+@click.command("train")
+@click.option("--batches", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Batch store written by mtqa build-batches; trained on in its order.")
+@click.option("--model", required=True, help="sentence-transformers model or Hugging Face encoder (dir or name).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output: a sentence-transformers model directory (checkpoints and log inside).")
+@click.option("--dev-batches", type=click.Path(exists=True, file_okay=False),
+              help="Dev batch store (build-batches --dev-out) for validation loss and early stopping.")
+@click.option("--query-prefix", default="query: ", show_default=True, help="Prepended to every query.")
+@click.option("--passage-prefix", default="passage: ", show_default=True, help="Prepended to every passage.")
+@click.option("--max-query-length", default=64, show_default=True, help="Max query tokens.")
+@click.option("--max-passage-length", default=256, show_default=True, help="Max passage tokens.")
+@click.option("--temperature", default=0.05, show_default=True, help="InfoNCE temperature (scale = 1/T).")
+@click.option("--lr", default=3e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--weight-decay", default=0.01, show_default=True, help="AdamW weight decay.")
+@click.option("--warmup-ratio", default=0.1, show_default=True, help="Linear warm-up over this share of steps.")
+@click.option("--warmup-steps", type=int, help="Warm-up steps (overrides --warmup-ratio).")
+@click.option("--epochs", type=int, help="Use the first N built epochs (default: all the store holds).")
+@click.option("--max-steps", type=int, help="Stop after this many steps (batches).")
+@click.option("--mini-batch-size", default=32, show_default=True,
+              help="GradCache chunk: memory of this many sequences whatever the batch size; 0 = no GradCache.")
+@click.option("--max-grad-norm", default=1.0, show_default=True, help="Gradient clipping (0 = off).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Autocast precision: bf16 (GPU or CPU) or fp16 (GPU, with loss scaling).")
+@click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in backward (less memory).")
+@click.option("--no-negatives", is_flag=True, help="Ignore mined hard negatives in the batches.")
+@click.option("--save-steps", default=500, show_default=True, help="Checkpoint every N steps.")
+@click.option("--save-total-limit", default=2, show_default=True, help="Checkpoints kept.")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints after a finished run.")
+@click.option("--eval-steps", type=int, help="Dev evaluation every N steps (default: --save-steps).")
+@click.option("--max-dev-batches", type=int, help="Evaluate on at most this many dev batches.")
+@click.option("--patience", type=int, help="Stop after N evaluations without a better dev loss.")
+@click.option("--log-steps", default=10, show_default=True, help="Write the loss log every N steps.")
+@click.option("--seed", default=42, show_default=True, help="Seed (dropout).")
+@click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+@click.option("--tensorboard", is_flag=True, help="Also log to OUT/tensorboard (needs tensorboard).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.")
+@click.option("--overwrite", is_flag=True, help="Start over in an OUT that holds an earlier run.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(quiet: bool, no_negatives: bool, **options) -> None:
+    """Train a bi-encoder (InfoNCE, in-batch negatives) on the batches build-batches wrote.
+
+    One optimizer step per built batch, in the written order. Under torchrun each process
+    takes a slice of every batch and negatives are gathered across processes, so the
+    effective batch is the built batch.
+
+    \b
+    Examples:
+      mtqa train --batches runs/demo/batches --model intfloat/multilingual-e5-small --out runs/demo/model
+      torchrun --nproc-per-node 4 -m mt_qa.cli train --batches ... --model ... --out ... --precision bf16
+    """
+    config = TrainConfig(**options, use_negatives=not no_negatives, progress=not quiet)
+    result = BiEncoderTrainer(config).train()
+    if result.get("world_size", 1) > 1 and not _is_main():
+        return
+    console = Console(stderr=True)
+    table = Table(title="mtqa train", title_justify="left")
+    table.add_column("")
+    table.add_column("")
+    for key in ("steps", "pairs", "final_train_loss", "best_dev_loss", "best_step", "stopped_early", "pairs_per_s",
+                "peak_memory_mb", "world_size", "device"):
+        table.add_row(key, str(result.get(key)))
+    console.print(table)
+    console.print(f"model -> {result['out']}  [{result['seconds']}s]")
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

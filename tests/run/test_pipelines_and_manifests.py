@@ -1,0 +1,147 @@
+"""The shipped pipelines and cluster manifests: they parse, and every mtqa command they would
+run is accepted by the real CLI (Click parses each command line without running it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from mt_qa.cli import cli
+from mt_qa.run.config import load_pipeline
+from mt_qa.run.executors import LocalExecutor
+from mt_qa.run.runner import PipelineRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
+MANIFESTS = ROOT / "manifests"
+
+
+def check_argv(argv: list[str]) -> None:
+    """Parse ``mtqa ARGV`` with the real command tree; raises on unknown options or bad values."""
+    ctx = click.Context(cli, info_name="mtqa")
+    command: click.Command = cli
+    args = list(argv)
+    while isinstance(command, click.Group):
+        name, args = args[0], args[1:]
+        sub = command.get_command(ctx, name)
+        assert sub is not None, f"mtqa has no command {name!r} ({shlex.join(argv)})"
+        assert "Unavailable" not in (sub.help or ""), f"{name}: {sub.help}"
+        command = sub
+    try:
+        command.make_context(command.name, args)
+    except click.BadParameter as exc:
+        # Paths that only exist once earlier steps ran are fine; anything else is a real error.
+        if "does not exist" not in str(exc):
+            raise AssertionError(f"{shlex.join(argv)}: {exc}") from exc
+
+
+def test_the_three_pipelines_ship():
+    assert {p.stem for p in PIPELINES} >= {"quickstart", "paper", "squad-parallel"}
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.stem)
+def test_every_pipeline_task_is_a_valid_command(path):
+    runner = PipelineRunner(load_pipeline(path), LocalExecutor(3), echo=lambda m: None)
+    planned = runner.plan()
+    assert planned
+    for p in planned:
+        for argv in p.argvs:
+            check_argv(argv)
+
+
+def test_paper_pipeline_has_the_paper_recipe():
+    pipe = load_pipeline(ROOT / "pipelines" / "paper.yaml")
+    langs = set(pipe.step("translate").options["langs"].split(",")) | {"en"}
+    assert langs == {"ar", "zh", "en", "de", "es", "ru", "hi", "th", "tr"}
+    batches, train = pipe.step("batches").options, pipe.step("train").options
+    assert (batches["strategy"], float(batches["alpha"]), batches["batch-size"]) == ("hybrid", 0.5, 100)
+    assert (float(train["lr"]), float(train["weight-decay"])) == (3e-5, 0.01)
+
+
+def test_squad_parallel_trains_nothing_it_evaluates_on():
+    pipe = load_pipeline(ROOT / "pipelines" / "squad-parallel.yaml")
+    benchmark = pipe.out_dir(pipe.step("benchmark"))
+    assert pipe.step("batches").options["exclude-groups"] == f"{benchmark}/heldout_group_ids.txt"
+
+
+@pytest.mark.parametrize("script", sorted((MANIFESTS / "slurm").iterdir()), ids=lambda p: p.name)
+def test_slurm_scripts_pass_bash_n(script):
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "manifest", sorted((MANIFESTS / "kubernetes").glob("*.yaml")) + sorted((MANIFESTS / "ray").glob("*.yaml")),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_yaml_manifests_parse(manifest):
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d is not None]
+    assert docs and all(isinstance(d, dict) for d in docs)
+
+
+def _mtqa_commands(text: str) -> list[list[str]]:
+    """The `mtqa run ...` invocations written in a manifest (YAML command arrays or shell lines)."""
+    found = []
+    for doc in yaml.safe_load_all(text):
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                stack += list(node.values())
+            elif isinstance(node, list):
+                if node and node[0] == "mtqa":
+                    found.append([str(x) for x in node[1:]])
+                else:
+                    stack += node
+            elif isinstance(node, str) and "mtqa run" in node:
+                for match in re.finditer(r"mtqa (run [^\n\"&|)]*)", " ".join(node.split())):
+                    found.append(shlex.split(match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "manifest", sorted((MANIFESTS / "kubernetes").glob("*.yaml")) + [MANIFESTS / "ray" / "rayjob.yaml"],
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_manifest_commands_resolve_against_the_real_cli(manifest, tmp_path):
+    commands = _mtqa_commands(manifest.read_text())
+    assert commands, f"{manifest.name} runs no mtqa command"
+    for argv in commands:
+        assert argv[0] == "run" and (ROOT / argv[1]).is_file(), argv
+        check_argv(argv)
+        if "--step" in argv:
+            # What the pod would run: the step's task command line, itself valid.
+            env = {**os.environ, "JOB_COMPLETION_INDEX": "0", "MTQA_NUM_SHARDS": "8"}
+            cut = [a for a in argv if a not in ("--print-argv",)]
+            out = subprocess.run([sys.executable, "-m", "mt_qa.cli", *cut, "--print-argv"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True)  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            check_argv(shlex.split(out.stdout))
+        else:
+            out = subprocess.run([sys.executable, "-m", "mt_qa.cli", *argv, "--dry-run"], cwd=ROOT,
+                                 capture_output=True, text=True)  # fmt: skip
+            assert out.returncode == 0 and "mtqa " in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("pipeline", ["paper", "squad-parallel"])
+def test_slurm_step_scripts_resolve_every_step(pipeline):
+    """step-array / step-single / train .sbatch run `mtqa run $PIPELINE --step $STEP`."""
+    path = ROOT / "pipelines" / f"{pipeline}.yaml"
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "8"}
+    for step in load_pipeline(path).steps:
+        argv = ["run", str(path), "--step", step.name, "--print-argv"]
+        if not step.sharded:
+            argv += ["--num-shards", "1", "--shard-index", "0"]
+        out = subprocess.run([sys.executable, "-m", "mt_qa.cli", *argv], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        task = shlex.split(out.stdout)
+        check_argv(task)
+        if step.sharded:
+            assert task[-4:] == ["--num-shards", "8", "--shard-index", "3"]
