@@ -1,0 +1,137 @@
+"""``mtqa translate`` and ``mtqa model``: the command-line face of the translate stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
+from mt_qa.languages import parse_langs
+from mt_qa.translate.models import (
+    DEFAULT_MODEL,
+    QUANTIZATIONS,
+    ModelError,
+    convert,
+    load_model_info,
+    validate_ct2_dir,
+)
+from mt_qa.translate.stage import TranslateStage, default_cache_path, describe, summary_rows
+from mt_qa.translate.translator import DEVICES, HARD_MAX_DECODING, DecodeOptions
+
+_DEFAULTS = DecodeOptions()
+
+
+@click.command()
+@click.argument("input_dir", type=click.Path(file_okay=False))
+@click.option("--langs", required=True, help="Target languages: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Hugging Face id or local directory (a CTranslate2 model, or a Transformers NLLB checkpoint "
+                   "that is converted once into the model cache).")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="int8", show_default=True,
+              help="Weight type when a checkpoint has to be converted.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA when CTranslate2 sees a GPU, else CPU.")
+@click.option("--compute-type", default="auto", show_default=True,
+              help="CTranslate2 compute type; auto: int8 on CPU, int8_float16 on GPU.")
+@click.option("--beam-size", default=_DEFAULTS.beam_size, show_default=True, type=int,
+              help="Beam width; NLLB's paper used 4, 2 halves the decoding work.")
+@click.option("--inter-threads", type=int, help="Parallel translator replicas (default: cores // 8, at least 1).")
+@click.option("--intra-threads", type=int, help="Threads per replica (default: cores // inter-threads).")
+@click.option("--max-batch-tokens", default=4096, show_default=True, type=int,
+              help="Token budget of one batch (longest source x segments), length-sorted.")
+@click.option("--max-input-tokens", default=_DEFAULTS.max_input_tokens, show_default=True, type=int,
+              help=f"Longer segments are split (never truncated); at most {HARD_MAX_DECODING}.")
+@click.option("--max-length-ratio", default=_DEFAULTS.max_length_ratio, show_default=True, type=float,
+              help="Decoding stops at ratio x source tokens + slack (guards against loops).")
+@click.option("--max-length-slack", default=_DEFAULTS.max_length_slack, show_default=True, type=int,
+              help="Tokens added to the ratio bound (short segments need room).")
+@click.option("--repetition-penalty", default=_DEFAULTS.repetition_penalty, show_default=True, type=float,
+              help="> 1 penalises tokens already generated (1 disables).")
+@click.option("--no-repeat-ngram-size", default=_DEFAULTS.no_repeat_ngram_size, show_default=True, type=int,
+              help="Forbid repeating any n-gram of this many tokens in one segment (0 disables).")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
+              help=f"Translation cache (SQLite) shared across runs [default: {default_cache_path()}].")
+@click.option("--no-cache", is_flag=True, help="No shared cache: checkpoints go to OUT/_work/ and are removed "
+                                               "when their shard is done.")
+@click.option("--checkpoint-every", default=1000, show_default=True, type=int,
+              help="Segments per work unit committed to the cache; a killed run loses at most one unit.")
+@click.option("--retranslate-imported", is_flag=True,
+              help="Machine-translate languages that already have an imported translation (which then goes to "
+                   "rejects/ as replaced_by_mt). Default: keep the imported row and skip translation.")
+@click.option("--model-cache", type=click.Path(file_okay=False),
+              help="Where converted models are kept [default: $MTQA_CACHE_DIR/models or ~/.cache/mtqa/models].")
+@array_options
+@common_output_options
+def translate(input_dir, langs, out, model, quantization, device, compute_type, beam_size, inter_threads,
+              intra_threads, max_batch_tokens, max_input_tokens, max_length_ratio, max_length_slack,
+              repetition_penalty, no_repeat_ngram_size, cache_path, no_cache, checkpoint_every, retranslate_imported,
+              model_cache, num_shards, shard_index, overwrite, quiet):
+    """Translate QA shards (from collect) into more languages with NLLB-200 through CTranslate2.
+
+    English rows pass through (origin=source), and each target language gets one row per group
+    (origin=mt), translated sentence by sentence so answer_sentence_index stays aligned.
+
+    \b
+    Example:
+      mtqa translate runs/demo/collect --langs de,ar,zh -o runs/demo/translate
+      mtqa translate runs/demo/collect --langs de -o out --model ./nllb-ct2 --device cuda
+    """
+    options = DecodeOptions(beam_size=beam_size, max_input_tokens=max_input_tokens,
+                            max_length_ratio=max_length_ratio, max_length_slack=max_length_slack,
+                            repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
+    cache = None if no_cache else (cache_path or "default")
+    stage = TranslateStage(
+        input_dir, out, parse_langs(langs), model=model, device=device, compute_type=compute_type, options=options,
+        inter_threads=inter_threads, intra_threads=intra_threads, max_batch_tokens=max_batch_tokens, cache=cache,
+        checkpoint_every=checkpoint_every, retranslate_imported=retranslate_imported, quantization=quantization,
+        model_cache=model_cache, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
+        progress=not quiet,
+    )
+    result = stage.run()
+    print_summary("translate", result,
+                  ["lang", "mt rows", "kept existing", "rejected", "unique seg.", "cached", "translated"],
+                  summary_rows(result))
+    click.echo(describe(result), err=True)
+
+
+@click.group()
+def model():
+    """Manage translation models (CTranslate2 conversions of NLLB-200 checkpoints)."""
+
+
+@model.command("convert")
+@click.argument("source")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Directory for the converted model.")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="int8", show_default=True,
+              help="Weight type; int8 is 4x smaller than float32 and fastest on CPU.")
+@click.option("--force", is_flag=True, help="Replace an existing converted model at --out.")
+def convert_cmd(source, out, quantization, force):
+    """Convert a Transformers NLLB checkpoint (hub id or directory) to CTranslate2.
+
+    Uses CTranslate2's own converter, copies the tokenizer files, and records where the model
+    came from; `mtqa translate --model OUT` then uses it without converting again.
+
+    \b
+    Example:
+      mtqa model convert facebook/nllb-200-distilled-600M --quantization int8 --out models/nllb-600m-int8
+    """
+    info = convert(source, out, quantization=quantization, force=force)
+    click.echo(f"converted {source} -> {info.path} ({quantization}); content sha256 {info.sha256}")
+
+
+@model.command("info")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--langs", help="Also check that the model knows these languages.")
+def info_cmd(directory, langs):
+    """Validate a CTranslate2 model directory and print its id and content hash."""
+    codes = [lang.flores for lang in parse_langs(langs)] if langs else []
+    path = Path(directory)
+    problems = validate_ct2_dir(path, codes)
+    if problems:
+        raise ModelError(f"{path}: not a usable NLLB CTranslate2 model: " + "; ".join(problems))
+    info = load_model_info(path, codes)
+    click.echo(f"id: {info.id}\nsha256: {info.sha256}\nquantization: {info.quantization or 'unknown'}\n"
+               f"path: {info.path}")
