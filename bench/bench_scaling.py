@@ -1,0 +1,169 @@
+"""Scaling of sharded steps: filter and translate over 1 and 2 local workers and a local Ray
+instance (wall time, rows/s), and memory per worker as the input grows 10x.
+
+Each configuration runs `mtqa run` on a one-step pipeline in its own driver process; memory per
+worker is the largest peak RSS among that driver's child processes (the local executor's
+workers). Ray workers are not children of the driver, so Ray rows report time only.
+
+    python bench/bench_scaling.py [--out docs/benchmarks/scaling.md] [--skip-ray] [--skip-translate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1"
+sys.path.insert(0, str(ROOT))
+
+
+def collect(out: Path, copies: int) -> int:
+    """SQuAD dev English, ``copies`` times under distinct dataset names (so 10 copies = 10x rows)."""
+    from mt_qa.collect import CollectStage, SourceSpec
+    from mt_qa.shards import ShardStore
+
+    specs = [SourceSpec(str(SQUAD / "dev-v1.1.en.json.gz"), dataset=f"squad{i}") for i in range(copies)]
+    CollectStage(specs, out, shard_size=1000, progress=False).run()
+    return ShardStore.open(out).manifest["totals"]["rows"]
+
+
+def pipeline(path: Path, run_dir: Path, step: str, stage: str, args: list[str], options: dict) -> Path:
+    import yaml
+
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": step,
+                "run_dir": str(run_dir),
+                "steps": [{"name": step, "stage": stage, "args": args, "options": options}],
+            }
+        )
+    )
+    return path
+
+
+def driver(spec: dict) -> dict:
+    """Run one configuration (in this process): mtqa run, then time and children's peak RSS."""
+    from mt_qa.run.config import load_pipeline
+    from mt_qa.run.executors import LocalExecutor, RayExecutor
+    from mt_qa.run.runner import PipelineRunner
+
+    pipe = load_pipeline(spec["pipeline"])
+    if spec["executor"] == "ray":
+        import ray
+
+        ray.init(num_cpus=spec["workers"], include_dashboard=False, log_to_driver=False)
+        executor = RayExecutor(spec["workers"])
+    else:
+        executor = LocalExecutor(spec["workers"])
+    started = time.perf_counter()
+    PipelineRunner(pipe, executor, echo=lambda m: None).run()
+    seconds = time.perf_counter() - started
+    peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"seconds": seconds, "worker_peak_mib": peak_child if spec["executor"] == "local" else None}
+
+
+def run_config(tmp: Path, name: str, step: str, stage: str, args: list[str], options: dict, executor: str,
+               workers: int) -> dict:  # fmt: skip
+    run_dir = tmp / f"run-{name}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    path = pipeline(tmp / f"{name}.yaml", run_dir, step, stage, args, options)
+    spec = {"pipeline": str(path), "executor": executor, "workers": workers}
+    out = subprocess.run([sys.executable, __file__, "--driver", json.dumps(spec)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    from mt_qa.shards import ShardStore
+
+    result["rows"] = ShardStore.open(run_dir / step).manifest["totals"]["rows"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--driver", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "scaling.md")
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--skip-translate", action="store_true")
+    parser.add_argument("--skip-filter", action="store_true")
+    args = parser.parse_args()
+    if args.driver:
+        print(json.dumps(driver(json.loads(args.driver))))
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="mtqa-scaling-"))
+    rows: list[tuple[str, str, int, dict]] = []
+    try:
+        inputs = {} if args.skip_filter else {1: tmp / "qa-1x", 10: tmp / "qa-10x"}
+        sizes = {k: collect(v, k) for k, v in inputs.items()}
+        configs = [("local", 1), ("local", 2)] + ([] if args.skip_ray else [("ray", 2)])
+        for size, path in inputs.items():
+            for executor, workers in configs:
+                if executor == "ray" and size != 1:
+                    continue
+                name = f"filter-{size}x-{executor}{workers}"
+                opts = {"detector": "fasttext", "no-dedup": True}
+                res = run_config(tmp, name, "filter", "filter", [str(path)], opts, executor, workers)
+                res["rows_in"] = sizes[size]
+                rows.append(("filter (fastText, no dedup)", f"{size}× ({sizes[size]:,} rows)", workers,
+                             {**res, "ex": executor}))
+                print(name, res, flush=True)
+        if not args.skip_translate:
+            from mt_qa.translate.models import convert
+            from mt_qa.translate.tiny import build_nllb_checkpoint
+
+            texts = [line for line in (SQUAD.parent / "tatoeba" / "tatoeba.deu-eng.eng").read_text().splitlines()]
+            ckpt = build_nllb_checkpoint(tmp / "nllb-hf", texts[:800], spm_vocab_size=300)
+            model = convert(ckpt, tmp / "nllb-ct2", "int8").path
+            small = tmp / "qa-train"
+            from mt_qa.collect import CollectStage, SourceSpec
+            from mt_qa.shards import ShardStore
+
+            CollectStage([SourceSpec(str(SQUAD / "train-v1.1.prefix.en.json.gz"))], small, shard_size=400,
+                         progress=False).run()  # fmt: skip
+            n_small = ShardStore.open(small).manifest["totals"]["rows"]
+            for executor, workers in configs:
+                name = f"translate-{executor}{workers}"
+                opts = {"langs": "de", "model": str(model), "no-cache": True, "beam-size": 1}
+                res = run_config(tmp, name, "translate", "translate", [str(small)], opts, executor, workers)
+                res["rows_in"] = n_small
+                rows.append(
+                    ("translate (tiny NLLB, int8)", "SQuAD train prefix → de", workers, {**res, "ex": executor})
+                )
+                print(name, res, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lines = [
+        "# Benchmark: scaling of sharded steps (`mtqa run`)",
+        "",
+        f"Command: `python bench/bench_scaling.py`. Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}.",
+        "Filter input: SQuAD dev English (9,380 rows) at 1×, ten copies under distinct dataset names at 10×, "
+        "shards of 1,000 items. Translate: a random-weight NLLB-architecture model (tiny; speed, not quality), "
+        "SQuAD train prefix into German, no cache. Memory per worker = largest peak RSS among the worker processes.",
+        "",
+        "| step | input | executor | workers | seconds | input rows/s | peak RSS per worker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for step, size, workers, r in rows:
+        mem = f"{r['worker_peak_mib']:,.0f} MiB" if r.get("worker_peak_mib") else "n/a (Ray workers)"
+        rate = r["rows_in"] / r["seconds"]
+        lines.append(f"| {step} | {size} | {r['ex']} | {workers} | {r['seconds']:.1f} | {rate:,.0f} | {mem} |")
+    lines.append("")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
