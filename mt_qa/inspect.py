@@ -6,11 +6,10 @@ import json
 from collections import Counter
 
 import click
-import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from mt_qa.shards import ShardStore
+from mt_qa.shards import ShardStore, read_arrow
 
 
 def summarize(store: ShardStore, samples: int = 3) -> dict:
@@ -20,7 +19,7 @@ def summarize(store: ShardStore, samples: int = 3) -> dict:
     sample_rows: list[dict] = []
     group_cols = [c for c in ("lang", "origin", "batch_type", "query_lang") if c in store.schema.names]
     for path in store.files():
-        table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+        table = read_arrow(path)
         if group_cols[:2] == ["lang", "origin"]:
             for row in table.group_by(["lang", "origin"]).aggregate([([], "count_all")]).to_pylist():
                 by_lang_origin[(row["lang"], row["origin"])] += row["count_all"]

@@ -412,7 +412,9 @@ class ShardStore:
         problems: list[str] = []
         manifest = self.manifest
         listed: set[str] = set()
-        intact: list[Path] = []  # data files that passed every check, for the cross-shard id check
+        check_ids = check_records and schema_name(self.schema) == "qa"
+        seen_ids: set[str] = set()
+        duplicate_ids: list[str] = []
         for name, shard in sorted(manifest["shards"].items()):
             for rel, info in sorted(shard["files"].items()):
                 listed.add(rel)
@@ -431,8 +433,12 @@ class ShardStore:
                     continue
                 if table.num_rows != info["rows"]:
                     problems.append(f"{rel}: {table.num_rows} rows, manifest says {info['rows']}")
-                elif not info.get("rejects"):
-                    intact.append(path)
+                elif check_ids and not info.get("rejects"):
+                    # Ids of intact files only, collected from the table already read.
+                    for value in table["id"].to_pylist():
+                        if value in seen_ids:
+                            duplicate_ids.append(value)
+                        seen_ids.add(value)
                 schema = REJECT_SCHEMA if info.get("rejects") else self.schema
                 if check_records:
                     problems += [f"{rel}: {p}" for p in validate_table(table, schema)]
@@ -444,20 +450,9 @@ class ShardStore:
             rel = path.relative_to(self.root).as_posix()
             if rel not in listed:
                 problems.append(f"{rel}: not listed in the manifest")
-        if check_records and self.schema is SCHEMAS["qa"]:
-            problems += self._check_unique_ids(intact)
+        if duplicate_ids:
+            problems.append(f"duplicate ids across shards: {', '.join(duplicate_ids[:3])}")
         return problems
-
-    @staticmethod
-    def _check_unique_ids(paths: list[Path]) -> list[str]:
-        seen: set[str] = set()
-        dups: list[str] = []
-        for path in paths:
-            for value in read_arrow(path, ["id"])["id"].to_pylist():
-                if value in seen:
-                    dups.append(value)
-                seen.add(value)
-        return [f"duplicate ids across shards: {', '.join(dups[:3])}"] if dups else []
 
 
 def task_shards(names: list[str], num_tasks: int = 1, task_index: int = 0) -> list[str]:

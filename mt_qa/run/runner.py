@@ -44,27 +44,27 @@ class PipelineRunner:
         self.only = only
         self.echo = echo
 
-    def task_argvs(self, step: Step) -> list[list[str]]:
-        base = [*step.command, *step.args, *option_args(step.options)]
+    def _base_argv(self, step: Step) -> list[str]:
+        argv = [*step.command, *step.args, *option_args(step.options)]
         if step.out_option:
-            base += [step.out_option, str(self.pipeline.out_dir(step))]
+            argv += [step.out_option, str(self.pipeline.out_dir(step))]
         if "quiet" not in step.options:
-            base.append("--quiet")  # task output goes to log files: no progress bars there
-        if not step.sharded:
-            return [base]
-        n = self.executor.tasks_for(True)
-        return [[*base, "--num-shards", str(n), "--shard-index", str(i)] for i in range(n)]
+            argv.append("--quiet")  # task output goes to log files: no progress bars there
+        return argv
+
+    def task_argvs(self, step: Step) -> list[list[str]]:
+        """Every task's command line for the executor: N array tasks for a sharded step, else one."""
+        n = self.executor.tasks_for(True) if step.sharded else 1
+        return [self.task_argv(step.name, n, i) for i in range(n)]
 
     def task_argv(self, step_name: str, num_tasks: int, task_index: int) -> list[str]:
         """One job-array task's command line for one step (Slurm/Kubernetes run it directly)."""
         step = self.pipeline.step(step_name)
-        argv = self.task_argvs(step)[0]
         if step.sharded:
-            cut = argv.index("--num-shards")
-            argv = [*argv[:cut], "--num-shards", str(num_tasks), "--shard-index", str(task_index)]
-        elif task_index != 0:
+            return [*self._base_argv(step), "--num-shards", str(num_tasks), "--shard-index", str(task_index)]
+        if task_index != 0:
             raise StepFailed(f"step {step_name!r} ({step.stage}) is not sharded: run it as a single task (index 0)")
-        return argv
+        return self._base_argv(step)
 
     def plan(self) -> list[PlannedStep]:
         planned = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -13,12 +12,8 @@ from mt_qa.batches import BM25NegativeMiner, BuildBatchesStage
 from mt_qa.cli import main
 from mt_qa.collect import CollectStage, SourceSpec
 from mt_qa.errors import MtqaError
-from mt_qa.shards import ShardStore, sha256_file
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "_run.json"}
+from mt_qa.shards import ShardStore
+from tests.helpers import tree_digest
 
 
 def build(src, out, **kw) -> dict:

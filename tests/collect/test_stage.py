@@ -17,18 +17,10 @@ import pytest
 from mt_qa.cli import main
 from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
 from mt_qa.errors import InputError
-from mt_qa.shards import ShardStore, sha256_file
+from mt_qa.shards import ShardStore
+from tests.helpers import tree_digest
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "collect"
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file a run leaves (run bookkeeping excluded)."""
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "_run.json"
-    }
 
 
 def squad_json(questions: list[dict], context: str = "Paris is the capital of France.") -> dict:

@@ -16,7 +16,7 @@ from mt_qa.run.config import load_pipeline
 from mt_qa.run.executors import LocalExecutor, StepFailed
 from mt_qa.run.lock import RunLock, RunLockedError
 from mt_qa.run.runner import PipelineRunner
-from mt_qa.shards import sha256_file
+from tests.helpers import tree_digest
 
 
 def pipeline_file(tmp_path: Path, squad_dir: Path, shard_size: int = 400) -> Path:
@@ -33,14 +33,6 @@ steps:
     return path
 
 
-def digest(root: Path) -> dict[str, str]:
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "_run.json"
-    }
-
-
 def run_quiet(path: Path, overrides=(), workers: int = 2) -> dict:
     return PipelineRunner(load_pipeline(path, list(overrides)), LocalExecutor(workers), echo=lambda m: None).run()
 
@@ -49,7 +41,7 @@ def test_parallel_tasks_equal_a_single_task(tmp_path, squad_dir):
     path = pipeline_file(tmp_path, squad_dir)
     run_quiet(path, [f"run_dir={tmp_path / 'one'}"], workers=1)
     run_quiet(path, [f"run_dir={tmp_path / 'three'}"], workers=3)
-    assert digest(tmp_path / "one" / "collect") == digest(tmp_path / "three" / "collect")
+    assert tree_digest(tmp_path / "one" / "collect") == tree_digest(tmp_path / "three" / "collect")
 
 
 def test_rerun_skips_done_steps_and_reruns_changed_ones(tmp_path, squad_dir):
@@ -78,7 +70,7 @@ def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path, squa
     proc.wait()
     assert not (tmp_path / "run" / "_steps" / "collect.json").exists(), "the kill should land mid-step"
     subprocess.run(cmd, check=True, capture_output=True)
-    assert digest(tmp_path / "run" / "collect") == digest(tmp_path / "reference" / "collect")
+    assert tree_digest(tmp_path / "run" / "collect") == tree_digest(tmp_path / "reference" / "collect")
 
 
 def test_killed_array_task_rerun_alone_completes(tmp_path, squad_dir):
@@ -96,7 +88,7 @@ def test_killed_array_task_rerun_alone_completes(tmp_path, squad_dir):
     single = [a for a in base if a not in ("--num-shards", "2")]
     single[single.index(str(tmp_path / "arr"))] = str(tmp_path / "single")
     subprocess.run(single, check=True, capture_output=True)
-    assert digest(tmp_path / "arr") == digest(tmp_path / "single")
+    assert tree_digest(tmp_path / "arr") == tree_digest(tmp_path / "single")
 
 
 def test_two_runs_on_one_run_dir_are_refused(tmp_path):
@@ -145,4 +137,4 @@ def test_ray_executor_matches_local(tmp_path, squad_dir):
         PipelineRunner(load_pipeline(path, [f"run_dir={tmp_path / 'ray'}"]), RayExecutor(2), echo=lambda m: None).run()
     finally:
         ray.shutdown()
-    assert digest(tmp_path / "ray" / "collect") == digest(tmp_path / "local" / "collect")
+    assert tree_digest(tmp_path / "ray" / "collect") == tree_digest(tmp_path / "local" / "collect")

@@ -1,0 +1,16 @@
+"""Helpers shared by tests of several packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mt_qa.shards import sha256_file
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file a run leaves under ``root`` (the run's ``_run.json`` claim excluded)."""
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "_run.json"
+    }
