@@ -183,8 +183,12 @@ class HybridSampler:
 
     def sample(self, pool: EpochPool, dataset: int, rng: np.random.Generator) -> PlannedBatch | None:
         # The type is drawn first and kept: falling back to the other type when this one cannot be
-        # filled would bias the tail of every epoch away from alpha.
-        sampler = self.xx if rng.random() < self.alpha else self.xy
+        # filled would bias the tail of every epoch away from alpha. alpha 0 or 1 draws nothing, so
+        # the random stream, and thus every batch, is exactly that of plain X-Y or X-X.
+        if self.alpha <= 0.0 or self.alpha >= 1.0:
+            sampler = self.xx if self.alpha >= 1.0 else self.xy
+        else:
+            sampler = self.xx if rng.random() < self.alpha else self.xy
         return sampler.sample(pool, dataset, rng)
 
 

@@ -23,15 +23,11 @@ def _langs(value: str | None) -> list[str] | None:
     return langs
 
 
-def encoder_options(fn: Any) -> Any:
-    """Model and encoding options shared by `lareqa` and `beir`."""
+def encoder_options(prefixes: bool = True) -> Any:
+    """Model and encoding options shared by the evaluators (``prefixes``: query/passage prefixes too)."""
     options = [
         click.option("-m", "--model", required=True,
                      help="sentence-transformers directory (or a hub name already in the local HF cache)."),
-        click.option("--query-prefix", default="query: ", show_default=True,
-                     help="Put before every query (e5 convention; '' for none)."),
-        click.option("--passage-prefix", default="passage: ", show_default=True,
-                     help="Put before every candidate sentence / document ('' for none)."),
         click.option("--batch-size", default=64, show_default=True, help="Encoding batch size."),
         click.option("--max-length", type=int, default=None, help="Max tokens per text (default: the model's)."),
         click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
@@ -43,9 +39,20 @@ def encoder_options(fn: Any) -> Any:
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
         click.option("--overwrite", is_flag=True, help="Replace a report made for another model or data."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    if prefixes:
+        options[1:1] = [
+            click.option("--query-prefix", default="query: ", show_default=True,
+                         help="Put before every query (e5 convention; '' for none)."),
+            click.option("--passage-prefix", default="passage: ", show_default=True,
+                         help="Put before every candidate sentence / document ('' for none)."),
+        ]
+
+    def decorate(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 def _encoder(kw: dict[str, Any]):
@@ -96,7 +103,7 @@ def evaluate() -> None:
               help="Rank of a relevant candidate that ties with non-relevant ones: after them (pessimistic) "
                    "or before.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-@encoder_options
+@encoder_options()
 def lareqa(data, out, languages, names, ties, no_plots, **kw):
     """Evaluate a model on LAReQA-format benchmarks (XQuAD-R, MLQA-R, or one from build-lareqa).
 
@@ -146,7 +153,7 @@ def lareqa(data, out, languages, names, ties, no_plots, **kw):
 @click.option("--chunk-docs", default=50000, show_default=True,
               help="Documents encoded and scored per chunk (bounds memory).")
 @click.option("--no-title", is_flag=True, help="Encode document text without its title.")
-@encoder_options
+@encoder_options()
 def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
     """Evaluate a model on BEIR / MIRACL-layout retrieval benchmarks (nDCG@10, R@100, MRR@10, MAP).
 
@@ -188,6 +195,43 @@ def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
     console.print(f"-> {out}")
 
 
+@evaluate.command("tatoeba")
+@click.argument("data", type=click.Path(file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
+@click.option("--languages", help="Comma-separated languages to use, any code form (default: every pair in DATA).")
+@click.option("--prefix", default="query: ", show_default=True,
+              help="Put before the sentences of both sides (bitext retrieval is symmetric; e5 uses 'query: ').")
+@click.option("--trained-languages",
+              help="Languages the model was trained on, to report the mean over the others (unseen) too.")
+@encoder_options(prefixes=False)
+def tatoeba(data, out, languages, prefix, trained_languages, **kw):
+    """Bitext retrieval accuracy on Tatoeba (LASER layout: tatoeba.XXX-eng.XXX + .eng), both directions.
+
+    Tests cross-lingual alignment in languages without QA training data. Writes report.json and
+    report.md into --out.
+    """
+    from mt_qa.evaluate.tatoeba import evaluate_tatoeba, tatoeba_markdown
+    from mt_qa.shards import atomic_write_bytes, atomic_write_json
+
+    out = Path(out)
+    encoder = _encoder(kw)
+    _claim(out, "tatoeba", {"kind": "tatoeba", "model": encoder.model_hash, "sources": _sources((data,))},
+           kw["overwrite"])
+    try:
+        report = evaluate_tatoeba(data, encoder, languages=_langs(languages), prefix=prefix,
+                                  trained_languages=_langs(trained_languages))
+    finally:
+        encoder.close()
+    if kw["label"]:
+        report["label"] = kw["label"]
+    atomic_write_json(out / REPORT, report)
+    atomic_write_bytes(out / "report.md", tatoeba_markdown(report).encode())
+    bench = report["benchmarks"]["tatoeba"]
+    console = Console(stderr=True)
+    console.print("tatoeba accuracy: " + ", ".join(f"{k} {fmt(v)}" for k, v in bench["metrics"].items())
+                  + f"  [{report['timing']['total_seconds']}s] -> {out}")
+
+
 @evaluate.command("build-lareqa")
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Benchmark directory.")
@@ -226,6 +270,28 @@ def build_lareqa(store, out, split, dataset, languages, articles, titles, titles
         notes = ", ".join(f"{k}={v}" for k, v in result["stats"].items())
         console.print(f"{len(result['articles'])} articles held out ({result['heldout_groups']} groups listed in "
                       f"heldout_group_ids.txt); {notes} -> {result['out']}")
+
+
+@evaluate.command("study")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Study directory.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the tables.")
+def study(reports, out, no_plots, quiet):
+    """Group LAReQA and Tatoeba reports into a batching study: X-X, X-Y, hybrid by alpha, over seeds.
+
+    REPORTS are report directories, or directories holding them (e.g. a pipeline's run dir).
+    Each model's strategy, alpha and seed come from the mtqa_train.json next to it; a model
+    without one is a base model. Writes study.json, study.md and plots (alpha sweep,
+    cross-lingual mAP heatmaps) into --out.
+    """
+    from mt_qa.evaluate.study import write_study
+
+    result = write_study(list(reports), out, plots=not no_plots)
+    if not quiet:
+        click.echo((Path(out) / "study.md").read_text())
+    runs = sum(len(c["runs"]) for c in result["conditions"].values())
+    Console(stderr=True).print(f"{runs} runs in {len(result['conditions'])} conditions -> {out}")
 
 
 @evaluate.command("compare")

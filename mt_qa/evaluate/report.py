@@ -107,7 +107,7 @@ def lareqa_markdown(report: dict[str, Any], plots: dict[str, dict[str, str]] | N
 
 
 # ---------------------------------------------------------------------- plots
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -118,7 +118,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
@@ -131,7 +131,7 @@ def _save(fig: Any, path: Path) -> None:
 
 def plot_heatmap(matrix: list[list[float | None]], languages: list[str], path: Path, title: str) -> None:
     """The query-language x candidate-language mAP matrix (diagonal: monolingual)."""
-    plt = _pyplot()
+    plt = pyplot()
     data = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
     n = len(languages)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
@@ -148,13 +148,13 @@ def plot_heatmap(matrix: list[list[float | None]], languages: list[str], path: P
                     ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if data[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_bias(bias: np.ndarray, query_lang: np.ndarray, languages: list[str], path: Path, title: str) -> None:
     """Distribution of per-question language bias (max - min pooled rank): overall and per language."""
-    plt = _pyplot()
+    plt = pyplot()
     keep = ~np.isnan(bias)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     values = bias[keep]
@@ -172,7 +172,7 @@ def plot_bias(bias: np.ndarray, query_lang: np.ndarray, languages: list[str], pa
     ax2.set_ylabel("max rank - min rank + 1 (log)")
     ax2.set_title("per query language (no outliers)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -239,7 +239,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise MtqaError(f"{path}: not valid JSON: {exc}") from exc
-    if report.get("kind") not in ("lareqa", "beir"):
+    if report.get("kind") not in ("lareqa", "beir", "tatoeba"):
         raise MtqaError(f"{path}: not an mtqa evaluate report")
     report["_path"] = str(path)
     return report

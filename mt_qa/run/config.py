@@ -21,6 +21,10 @@ shell one-liner all run exactly the same code.
 Every step writes ``<run_dir>/<name>`` (passed as its ``--out``). References: ``${run_dir}``,
 ``${vars.NAME}``, ``${steps.NAME}`` (that step's output directory, which also makes the step
 depend on it) and ``${env.NAME}``.
+
+A step with ``foreach`` (a list, or ``${vars.NAME}`` holding one) becomes one step per item, in
+place, like DVC's ``foreach`` stages: ``${item}`` or ``${item.KEY}`` is filled in first, so the
+name must use it (``name: train-${item.run}``) and references may too (``${steps.batches-${item.run}}``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import yaml
 from mt_qa.errors import MtqaError
 
 REF = re.compile(r"\$\{([^}]+)\}")
+ITEM_REF = re.compile(r"\$\{item(?:\.([A-Za-z0-9_-]+))?\}")
 STAGES = ("collect", "translate", "filter", "build-batches", "train", "evaluate")
 # Stages whose work splits into independent shards (run as N parallel tasks / array tasks).
 SHARDED = frozenset({"collect", "translate", "filter"})
@@ -164,8 +169,7 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
     run_dir = Path(_resolve(str(doc.get("run_dir") or default_dir), context, "run_dir", set()))
     context["run_dir"] = run_dir
     steps: list[Step] = []
-    for n, raw in enumerate(doc["steps"]):
-        where = f"{path}: steps[{n}]"
+    for raw, where in _expand_foreach(doc["steps"], context["vars"], path):
         if not isinstance(raw, dict) or "name" not in raw or "stage" not in raw:
             raise PipelineError(f"{where}: each step needs a 'name' and a 'stage'")
         unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded"}
@@ -187,6 +191,47 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
         steps.append(step)
         context["steps"][name] = run_dir / name
     return Pipeline(str(doc.get("name") or path.stem), run_dir, steps, str(path), doc)
+
+
+def _expand_foreach(raw_steps: list[Any], vars_: dict[str, Any], path: Path):
+    """Yield (raw step, location) with every ``foreach`` step repeated once per item."""
+    for n, raw in enumerate(raw_steps):
+        where = f"{path}: steps[{n}]"
+        if not isinstance(raw, dict) or "foreach" not in raw:
+            yield raw, where
+            continue
+        items = raw["foreach"]
+        if isinstance(items, str):
+            match = re.fullmatch(r"\$\{vars\.([^}]+)\}", items.strip())
+            if not match or match.group(1) not in vars_:
+                raise PipelineError(f"{where}.foreach: expected a list or ${{vars.NAME}} naming one, got {items!r}")
+            items = vars_[match.group(1)]
+        if not isinstance(items, list) or not items:
+            raise PipelineError(f"{where}.foreach: needs a non-empty list, got {items!r}")
+        body = {k: v for k, v in raw.items() if k != "foreach"}
+        if not ITEM_REF.search(str(body.get("name", ""))):
+            raise PipelineError(f"{where}: a foreach step's name must use ${{item}} or ${{item.KEY}} to be unique")
+        for i, item in enumerate(items):
+            yield _fill_item(body, item, f"{where}.foreach[{i}]"), f"{where}.foreach[{i}]"
+
+
+def _fill_item(value: Any, item: Any, where: str) -> Any:
+    if isinstance(value, list):
+        return [_fill_item(v, item, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill_item(v, item, where) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key is None:
+            return str(item)
+        if not isinstance(item, dict) or key not in item:
+            raise PipelineError(f"{where}: ${{item.{key}}}: the item {item!r} has no key {key!r}")
+        return str(item[key])
+
+    return ITEM_REF.sub(sub, value)
 
 
 def option_args(options: dict[str, Any]) -> list[str]:

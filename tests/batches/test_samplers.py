@@ -32,6 +32,10 @@ def plan(index, strategy, batch_size=32, alpha=0.5, epoch=0, seed=0, weights=Non
     return plan_epoch(index, all_groups(index), sampler, epoch, seed, w, distinct_passages=distinct)
 
 
+def fingerprint(p):
+    return [(b.batch_type, b.groups.tolist(), b.query_lang.tolist(), b.passage_lang.tolist()) for b in p.batches]
+
+
 def test_index_matches_the_data(index, collected_squad):
     # Every kept row appears once in the (group, language) matrix, at its own group and language.
     store = ShardStore.open(collected_squad)
@@ -117,13 +121,16 @@ def test_lang_weights_steer_and_exclude_languages(index):
 
 
 def test_plans_are_deterministic_per_seed_and_epochs_reshuffle(index):
-    def fingerprint(p):
-        return [(b.batch_type, b.groups.tolist(), b.query_lang.tolist(), b.passage_lang.tolist()) for b in p.batches]
-
     assert fingerprint(plan(index, "hybrid", seed=3)) == fingerprint(plan(index, "hybrid", seed=3))
     assert fingerprint(plan(index, "hybrid", seed=3)) != fingerprint(plan(index, "hybrid", seed=4))
     e0, e1 = plan(index, "hybrid", epoch=0), plan(index, "hybrid", epoch=1)
     assert e0.batches[0].groups.tolist() != e1.batches[0].groups.tolist()
+
+
+def test_hybrid_at_alpha_0_and_1_is_exactly_xy_and_xx(index):
+    # The alpha sweep's end points reuse the X-Y and X-X runs: that is only fair if they are the same batches.
+    assert fingerprint(plan(index, "hybrid", alpha=0.0, seed=5)) == fingerprint(plan(index, "xy", seed=5))
+    assert fingerprint(plan(index, "hybrid", alpha=1.0, seed=5)) == fingerprint(plan(index, "xx", seed=5))
 
 
 def test_pool_take_restores_queue_when_a_batch_cannot_be_filled(index):

@@ -69,6 +69,10 @@ def test_overrides_address_steps_by_name(tmp_path, monkeypatch):
         ("steps: [{name: 'a b', stage: collect}]", "must be letters"),
         ("stepz: 1\nsteps: [{name: a, stage: collect}]", "unknown top-level keys"),
         ("steps: [{name: a, stage: collect", "not valid YAML"),
+        ("steps: [{name: a, foreach: [1, 2], stage: collect}]", "name must use"),
+        ("steps: [{name: 'a-${item}', foreach: [], stage: collect}]", "non-empty list"),
+        ("steps: [{name: 'a-${item}', foreach: '${vars.none}', stage: collect}]", "expected a list"),
+        ("steps: [{name: 'a-${item.k}', foreach: [{j: 1}], stage: collect}]", "has no key 'k'"),
     ],
 )
 def test_invalid_pipelines_are_explained(tmp_path, text, message):
@@ -82,3 +86,41 @@ def test_bad_override(tmp_path):
         load_pipeline(path, ["nothing"])
     with pytest.raises(PipelineError, match="no step named 'zz'"):
         load_pipeline(path, ["steps.zz.options.x=1"])
+
+
+FOREACH = """
+run_dir: {run_dir}
+vars:
+  runs:
+    - {{run: xx-s0, strategy: xx, seed: 0}}
+    - {{run: xy-s1, strategy: xy, seed: 1}}
+steps:
+  - name: data
+    stage: collect
+  - name: batches-${{item.run}}
+    foreach: ${{vars.runs}}
+    stage: build-batches
+    args: ["${{steps.data}}"]
+    options: {{strategy: "${{item.strategy}}", seed: "${{item.seed}}"}}
+  - name: train-${{item.run}}
+    foreach: ${{vars.runs}}
+    stage: train
+    options: {{batches: "${{steps.batches-${{item.run}}}}"}}
+  - name: tatoeba-${{item}}
+    foreach: [base, tuned]
+    stage: evaluate tatoeba
+"""
+
+
+def test_foreach_expands_in_place_with_item_references(tmp_path):
+    run = tmp_path / "run"
+    pipe = load_pipeline(write(tmp_path, FOREACH.format(run_dir=run)))
+    assert [s.name for s in pipe.steps] == ["data", "batches-xx-s0", "batches-xy-s1", "train-xx-s0", "train-xy-s1",
+                                            "tatoeba-base", "tatoeba-tuned"]  # fmt: skip
+    assert pipe.step("batches-xy-s1").options == {"strategy": "xy", "seed": "1"}
+    train = pipe.step("train-xy-s1")
+    assert train.options == {"batches": str(run / "batches-xy-s1")} and train.depends == ["batches-xy-s1"]
+    # --set on a var reaches every expanded step.
+    override = "vars.runs=[{run: h, strategy: hybrid, seed: 2}]"
+    pipe = load_pipeline(write(tmp_path, FOREACH.format(run_dir=run)), [override])
+    assert [s.name for s in pipe.steps] == ["data", "batches-h", "train-h", "tatoeba-base", "tatoeba-tuned"]

@@ -3,6 +3,7 @@ run is accepted by the real CLI (Click parses each command line without running 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -66,10 +67,21 @@ def test_paper_pipeline_has_the_paper_recipe():
     assert (float(train["lr"]), float(train["weight-decay"])) == (3e-5, 0.01)
 
 
-def test_squad_parallel_trains_nothing_it_evaluates_on():
+def test_squad_parallel_study_runs_differ_only_in_strategy_alpha_and_seed():
     pipe = load_pipeline(ROOT / "pipelines" / "squad-parallel.yaml")
     benchmark = pipe.out_dir(pipe.step("benchmark"))
-    assert pipe.step("batches").options["exclude-groups"] == f"{benchmark}/heldout_group_ids.txt"
+    batches = [s for s in pipe.steps if s.stage == "build-batches"]
+    trains = [s for s in pipe.steps if s.stage == "train"]
+    assert len(batches) == len(trains) >= 8
+    for step in batches:  # nothing evaluated on is trained on
+        assert step.options["exclude-groups"] == f"{benchmark}/heldout_group_ids.txt"
+    varying = {"strategy", "alpha", "seed", "batches"}
+    for group in (batches, trains):
+        assert len({json.dumps({k: v for k, v in s.options.items() if k not in varying}) for s in group}) == 1
+    conditions = [(s.options["strategy"], float(s.options["alpha"])) for s in batches]
+    for main_condition in [("xx", 1.0), ("xy", 0.0), ("hybrid", 0.5)]:
+        assert conditions.count(main_condition) >= 2  # at least two seeds
+    assert {a for _, a in conditions} == {0.0, 0.25, 0.5, 0.75, 1.0}
 
 
 @pytest.mark.parametrize("script", sorted((MANIFESTS / "slurm").iterdir()), ids=lambda p: p.name)
