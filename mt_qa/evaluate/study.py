@@ -230,7 +230,7 @@ def plot_alpha_sweep(conditions: dict[str, dict[str, Any]], bench: str, path: Pa
               ("language bias (lower is better)", [(BIAS, "bias")], bench),
               ("Tatoeba accuracy", [("mean", "all"), ("unseen mean", "unseen")], "tatoeba")]
     panels = [p for p in panels if any(p[2] in c["metrics"] for c in sweep)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, layout="constrained")
     for ax, (ylabel, series, b) in zip(axes[0], panels, strict=True):
         for i, (col, name) in enumerate(series):
             colour = f"C{i}"
@@ -253,26 +253,40 @@ def plot_alpha_sweep(conditions: dict[str, dict[str, Any]], bench: str, path: Pa
 
 
 def plot_heatmaps(conditions: dict[str, dict[str, Any]], names: list[str], bench: str, path: Path) -> None:
-    """Query x candidate language mAP side by side for the given conditions (mean over seeds)."""
+    """Query x candidate language mAP side by side for the given conditions (mean over seeds); with a
+    base model, a second row shows each trained condition's change from it (small shifts are the story)."""
     plt = pyplot()
     names = [n for n in names if bench in conditions[n]["matrices"]]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.3), squeeze=False)
-    im = None
-    for ax, name in zip(axes[0], names, strict=True):
+    base = conditions["base"]["matrices"][bench]["mean"] if "base" in names else None
+    rows = 2 if base is not None and len(names) > 1 else 1
+    fig, axes = plt.subplots(rows, len(names), figsize=(3.4 * len(names), 3.3 * rows), squeeze=False,
+                             layout="constrained")
+    deltas = [conditions[n]["matrices"][bench]["mean"] - base for n in names if n != "base"] if rows == 2 else []
+    span = max(0.05, float(np.nanmax(np.abs(deltas)))) if deltas else 0.0
+    for col, name in enumerate(names):
         mat = conditions[name]["matrices"][bench]
-        data, langs = mat["mean"], mat["languages"]
-        im = ax.imshow(data, cmap="viridis", vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(len(langs)), langs)
-        ax.set_yticks(range(len(langs)), langs)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("candidate language")
-        for i in range(len(langs)):
-            for j in range(len(langs)):
-                ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if data[i, j] < 0.6 else "black")
-    axes[0][0].set_ylabel("query language")
-    if im is not None:
-        fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.02, label="mAP")
+        langs = mat["languages"]
+        panels = [(axes[0][col], mat["mean"], "viridis", 0.0, 1.0, name)]
+        if rows == 2:
+            if name == "base":
+                axes[1][col].axis("off")
+            else:
+                panels.append((axes[1][col], mat["mean"] - base, "RdBu", -span, span, f"{name} − base"))
+        for ax, data, cmap, lo, hi, title in panels:
+            im = ax.imshow(data, cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks(range(len(langs)), langs)
+            ax.set_yticks(range(len(langs)), langs)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("candidate language")
+            for i in range(len(langs)):
+                for j in range(len(langs)):
+                    dark = data[i, j] < 0.6 if cmap == "viridis" else abs(data[i, j]) > 0.6 * span
+                    ax.text(j, i, f"{data[i, j]:+.3f}" if cmap != "viridis" else f"{data[i, j]:.2f}", ha="center",
+                            va="center", fontsize=8, color="white" if dark else "black")
+            if col == len(names) - 1:
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mAP" if cmap == "viridis" else "Δ mAP")
+    for r in range(rows):
+        axes[r][0].set_ylabel("query language")
     save_figure(fig, path)
     plt.close(fig)
 

@@ -146,9 +146,10 @@ def test_gradcache_gives_the_plain_loss_gradients(small_batches, squad_texts, tm
     assert grads[0].keys() == grads[4].keys() and len(grads[0]) > 10
     for name in grads[0]:
         # Summation order differs (chunks): compare as vectors, with an absolute floor for gradients that are
-        # zero in exact arithmetic (attention key biases) and only hold rounding noise.
+        # zero in exact arithmetic (attention key biases) and only hold rounding noise. float32 rounding reaches
+        # ~2e-4 relative on small-norm tensors (seen in CI); a wrong GradCache is off by 10% or more.
         diff = (grads[0][name] - grads[4][name]).norm()
-        assert diff <= 1e-4 * grads[0][name].norm() + 1e-6, (name, float(diff))
+        assert diff <= 1e-3 * grads[0][name].norm() + 1e-5, (name, float(diff))
 
 
 def test_hard_negatives_are_trained_on(collected_squad, tiny_model, tmp_path):
