@@ -312,6 +312,14 @@ class ShardStore:
             if path.relative_to(self.root).as_posix() not in keep:
                 path.unlink()
 
+    def finish(self, names: list[str], this_task: int, done_now: int | None = None) -> dict[str, Any]:
+        """finalize() and the result fields every sharded stage reports (``print_summary`` reads them)."""
+        manifest = self.finalize(expected=names)
+        result: dict[str, Any] = {"out": str(self.root), "shards": len(names), "shards_this_task": this_task}
+        if done_now is not None:
+            result["shards_done_now"] = done_now
+        return result | {"finished": manifest is not None, "manifest": manifest}
+
     def finalize(self, expected: Iterable[str] | None = None) -> dict[str, Any] | None:
         """Write manifest.json from the markers; None if some expected shard is not done yet.
 

@@ -228,13 +228,7 @@ class BuildBatchesStage:
             writer.commit()
             bar.update(shard.stop - shard.start)
         bar.close()
-        manifest = store.finalize(expected=names)
-        return {
-            "out": str(store.root),
-            "shards": len(names),
-            "shards_this_task": len(owned),
-            "finished": manifest is not None,
-            "manifest": manifest,
+        return store.finish(names, len(owned)) | {
             "summary": summary,
             "negatives": dict(self.miner.stats) if (self.miner and mined is not None) else None,
         }

@@ -202,13 +202,7 @@ class CollectStage:
         for p in parallel:
             summary[p.spec.path] = {"lang": p.lang.code, "unmatched": len(p.examples), "rejected": len(p.bad)}
 
-        manifest = self.store.finalize(expected=names)
-        return {
-            "out": str(self.store.root),
-            "shards": len(names),
-            "shards_this_task": len(owned),
-            "finished": manifest is not None,
-            "manifest": manifest,
+        return self.store.finish(names, len(owned)) | {
             "sources": summary,
             "seconds": round(time.perf_counter() - started, 2),
         }

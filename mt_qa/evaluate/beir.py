@@ -64,14 +64,20 @@ def _corpus_files(directory: Path) -> list[Path]:
     raise MtqaError(f"{directory}: no corpus.jsonl[.gz] or corpus/*.jsonl[.gz]")
 
 
+def _json_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, object) for every line of a JSONL file; a line that is no JSON object is an InputError."""
+    for location, obj in iter_json_lines(path):
+        if not isinstance(obj, dict):
+            raise InputError(str(path), location, getattr(obj, "reason", "not a JSON object"),
+                             getattr(obj, "detail", ""))
+        yield location, obj
+
+
 def read_queries(path: Path) -> dict[str, str]:
     """queries.jsonl (``_id``/``text``) or a ``qid<TAB>text`` topics file."""
     queries: dict[str, str] = {}
     if path.name.endswith((".jsonl", ".jsonl.gz")):
-        for location, obj in iter_json_lines(path):
-            if not isinstance(obj, dict):
-                raise InputError(str(path), location, getattr(obj, "reason", "not a JSON object"),
-                                 getattr(obj, "detail", ""))
+        for location, obj in _json_objects(path):
             qid = obj.get("_id", obj.get("query_id", obj.get("qid")))
             text = obj.get("text", obj.get("query"))
             if qid is None or not isinstance(text, str):
@@ -140,10 +146,7 @@ def load_beir(directory: str | Path, split: str = "test", *, queries: str | Path
 def iter_corpus(files: list[Path], use_title: bool = True) -> Iterator[tuple[str, str]]:
     """(doc id, text) for every document; text is ``title + " " + text`` when a title exists."""
     for path in files:
-        for location, obj in iter_json_lines(path):
-            if not isinstance(obj, dict):
-                raise InputError(str(path), location, getattr(obj, "reason", "not a JSON object"),
-                                 getattr(obj, "detail", ""))
+        for location, obj in _json_objects(path):
             docid = obj.get("_id", obj.get("docid", obj.get("id")))
             text = obj.get("text", obj.get("contents"))
             if docid is None or not isinstance(text, str):

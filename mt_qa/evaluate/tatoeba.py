@@ -39,11 +39,13 @@ class BitextPair:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise MtqaError(f"{path}: missing (each tatoeba.XXX-eng.XXX needs its tatoeba.XXX-eng.eng)") from exc
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise MtqaError(f"{path}: line {line}: not valid UTF-8") from exc
     lines = text.split("\n")
     if lines and lines[-1] == "":

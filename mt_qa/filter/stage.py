@@ -268,16 +268,10 @@ class FilterStage:
                 for name, secs in seconds.items():
                     self.timings[name] = self.timings.get(name, 0.0) + secs
             bar.close()
-        manifest = self.store.finalize(expected=names)
+        result = self.store.finish(names, len(mine), len(todo))
         seconds = time.perf_counter() - started
         rows_in = sum(by.get("rows_in", 0) for by in counts.values())
-        return {
-            "out": str(self.store.root),
-            "shards": len(names),
-            "shards_this_task": len(mine),
-            "shards_done_now": len(todo),
-            "finished": manifest is not None,
-            "manifest": manifest,
+        return result | {
             "counts": counts,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "rows_per_second": round(rows_in / seconds, 1) if seconds and rows_in else None,

@@ -238,15 +238,9 @@ class TranslateStage:
             bar.close()
             if cache is not None:
                 cache.close()
-        manifest = self.store.finalize(expected=names)
+        result = self.store.finish(names, len(mine), len(todo))
         seconds = time.perf_counter() - started
-        return {
-            "out": str(self.store.root),
-            "shards": len(names),
-            "shards_this_task": len(mine),
-            "shards_done_now": len(todo),
-            "finished": manifest is not None,
-            "manifest": manifest,
+        return result | {
             "model": self.model.manifest_ref() | {"path": str(self.model.path)},
             "device": device,
             "compute_type": compute_type,
