@@ -61,9 +61,20 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
     return num_shards, shard_index
 
 
+LOG_WIDTH = 500  # off a terminal (a log file, a pipe) rich would wrap at 80 columns
+
+
+def stderr_console() -> Console:
+    """A console on stderr: the terminal's width on a terminal, else wide, so log lines never wrap."""
+    console = Console(stderr=True)
+    if console.is_terminal:
+        return console
+    return Console(stderr=True, width=LOG_WIDTH, soft_wrap=True)
+
+
 def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: list[list[str]]) -> None:
     """The end-of-run summary: a table of counts, then totals and time, on stderr."""
-    console = Console(stderr=True)
+    console = stderr_console()
     table = Table(title=f"mtqa {stage}", title_justify="left")
     for column in header:
         table.add_column(column, overflow="fold")

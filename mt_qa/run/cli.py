@@ -5,10 +5,9 @@ from __future__ import annotations
 import shlex
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from mt_qa.clickutil import array_options, resolve_array_task
+from mt_qa.clickutil import array_options, resolve_array_task, stderr_console
 from mt_qa.run.config import load_pipeline
 from mt_qa.run.executors import LocalExecutor, RayExecutor
 from mt_qa.run.runner import PipelineRunner
@@ -52,7 +51,8 @@ def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only
         ex = RayExecutor(workers, address=ray_address, num_gpus_per_task=gpus_per_task)
     else:
         ex = LocalExecutor(workers)
-    runner = PipelineRunner(pipe, ex, only=list(only) or None, echo=lambda m: click.echo(m, err=True))
+    runner = PipelineRunner(pipe, ex, only=list(only) or None, echo=lambda m: click.echo(m, err=True),
+                            progress=True, console=stderr_console())  # fmt: skip
     if task_step:
         num_tasks, task_index = resolve_array_task(num_shards, shard_index)
         argv = runner.task_argv(task_step, num_tasks, task_index)
@@ -74,6 +74,6 @@ def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only
         table.add_column(col)
     for s in summary["steps"]:
         table.add_row(s["name"], s["status"], str(s.get("rows") or ""), str(s["seconds"]))
-    console = Console(stderr=True)
+    console = stderr_console()
     console.print(table)
     console.print(f"{pipe.run_dir}  [{summary['seconds']}s]")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mt_qa.errors import MtqaError
+from mt_qa.run.progress import ConsoleProgress, LogPump, attempt_header
 
 
 @dataclass
@@ -40,6 +41,7 @@ class LocalExecutor:
     """
 
     name = "local"
+    streams_output = True  # run() takes progress=: the runner shows the tasks' progress bars
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
@@ -47,7 +49,9 @@ class LocalExecutor:
     def tasks_for(self, sharded: bool) -> int:
         return self.workers if sharded else 1
 
-    def run(self, step_name: str, argvs: list[list[str]], log_dir: Path) -> list[TaskResult]:
+    def run(self, step_name: str, argvs: list[list[str]], log_dir: Path,
+            progress: ConsoleProgress | None = None) -> list[TaskResult]:  # fmt: skip
+        """Run the tasks; each one's output goes through a pipe into its log (and to ``progress``)."""
         log_dir.mkdir(parents=True, exist_ok=True)
         threads = max(1, default_workers() // len(argvs))
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MTQA_THREADS": str(threads)}
@@ -55,16 +59,24 @@ class LocalExecutor:
         for i, argv in enumerate(argvs):
             log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
             fh = open(log, "ab")  # noqa: SIM115 - closed below, after the process ends
-            procs.append((i, subprocess.Popen([sys.executable, "-m", "mt_qa.cli", *argv], stdout=fh,
-                                              stderr=subprocess.STDOUT, env=env), fh, log))  # fmt: skip
+            fh.write(attempt_header(argv).encode())
+            fh.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "mt_qa.cli", *argv], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=env)  # fmt: skip
+            pump = LogPump(proc.stdout, fh, progress.callback(i) if progress else None)
+            pump.start()
+            procs.append((i, proc, fh, log, pump))
         results = []
         try:
-            for i, proc, fh, log in procs:
-                results.append(TaskResult(i, proc.wait(), log))
+            for i, proc, fh, log, pump in procs:
+                code = proc.wait()
+                pump.join()
                 fh.close()
+                results.append(TaskResult(i, code, log))
         except BaseException:
-            for _, proc, fh, _ in procs:
+            for _, proc, fh, _, pump in procs:
                 proc.kill()
+                pump.join(timeout=5)
                 fh.close()
             raise
         return results
@@ -110,7 +122,7 @@ class RayExecutor:
         for i, (code, output) in enumerate(ray.get(refs)):
             log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
             with open(log, "a") as fh:
-                fh.write(output)
+                fh.write(attempt_header(argvs[i]) + output)
             results.append(TaskResult(i, code, log))
         for actor in actors:
             ray.kill(actor)

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from mt_qa.run.config import Pipeline, Step, option_args
-from mt_qa.run.executors import LocalExecutor, RayExecutor, StepFailed
+from mt_qa.run.executors import LocalExecutor, RayExecutor, StepFailed, TaskResult
 from mt_qa.run.lock import RunLock
+from mt_qa.run.progress import ConsoleProgress, attempt_tail
 from mt_qa.shards import atomic_write_json
 
 STEP_MARKERS = "_steps"
@@ -38,33 +41,39 @@ class PipelineRunner:
     """
 
     def __init__(self, pipeline: Pipeline, executor: LocalExecutor | RayExecutor, only: list[str] | None = None,
-                 echo=print):  # fmt: skip
+                 echo=print, progress: bool = False, console: Console | None = None):  # fmt: skip
         self.pipeline = pipeline
         self.executor = executor
         self.only = only
         self.echo = echo
+        self.progress = progress  # show each running task's progress (ConsoleProgress on `console`)
+        self.console = console
 
-    def _base_argv(self, step: Step) -> list[str]:
+    def _base_argv(self, step: Step, quiet: bool = True) -> list[str]:
         argv = [*step.command, *step.args, *option_args(step.options)]
         if step.out_option:
             argv += [step.out_option, str(self.pipeline.out_dir(step))]
-        if "quiet" not in step.options:
-            argv.append("--quiet")  # task output goes to log files: no progress bars there
+        if quiet and "quiet" not in step.options:
+            argv.append("--quiet")  # cluster task logs: no progress bars there
         return argv
 
-    def task_argvs(self, step: Step) -> list[list[str]]:
-        """Every task's command line for the executor: N array tasks for a sharded step, else one."""
-        n = self.executor.tasks_for(True) if step.sharded else 1
-        return [self.task_argv(step.name, n, i) for i in range(n)]
+    def task_argvs(self, step: Step, quiet: bool = True) -> list[list[str]]:
+        """Every task's command line for the executor: N array tasks for a sharded step, else one.
 
-    def task_argv(self, step_name: str, num_tasks: int, task_index: int) -> list[str]:
+        The quiet form (the default) is the step's identity in its marker and what cluster tasks
+        run; ``quiet=False`` is what an executor that shows progress runs.
+        """
+        n = self.executor.tasks_for(True) if step.sharded else 1
+        return [self.task_argv(step.name, n, i, quiet) for i in range(n)]
+
+    def task_argv(self, step_name: str, num_tasks: int, task_index: int, quiet: bool = True) -> list[str]:
         """One job-array task's command line for one step (Slurm/Kubernetes run it directly)."""
         step = self.pipeline.step(step_name)
         if step.sharded:
-            return [*self._base_argv(step), "--num-shards", str(num_tasks), "--shard-index", str(task_index)]
+            return [*self._base_argv(step, quiet), "--num-shards", str(num_tasks), "--shard-index", str(task_index)]
         if task_index != 0:
             raise StepFailed(f"step {step_name!r} ({step.stage}) is not sharded: run it as a single task (index 0)")
-        return self._base_argv(step)
+        return self._base_argv(step, quiet)
 
     def plan(self) -> list[PlannedStep]:
         planned = []
@@ -102,12 +111,12 @@ class PipelineRunner:
                     continue
                 self.echo(f"[{step.name}] {step.stage}: {len(planned.argvs)} task(s) ...")
                 t0 = time.perf_counter()
-                results = self.executor.run(step.name, planned.argvs, run_dir / LOGS)
+                results = self._execute(planned)
                 seconds = round(time.perf_counter() - t0, 2)
                 failed = [r for r in results if r.returncode != 0]
                 if failed:
                     logs = ", ".join(str(r.log) for r in failed)
-                    tail = _tail(failed[0].log)
+                    tail = attempt_tail(failed[0].log)
                     raise StepFailed(f"step {step.name!r} failed ({len(failed)} of {len(results)} task(s)); "
                                      f"logs: {logs}\n{tail}")  # fmt: skip
                 atomic_write_json(
@@ -122,15 +131,19 @@ class PipelineRunner:
         return summary
 
 
+    def _execute(self, planned: PlannedStep) -> list[TaskResult]:
+        """Run a step's tasks; with an executor that streams output, show their progress live."""
+        log_dir = self.pipeline.run_dir / LOGS
+        if not (self.progress and getattr(self.executor, "streams_output", False)):
+            return self.executor.run(planned.step.name, planned.argvs, log_dir)
+        argvs = self.task_argvs(planned.step, quiet=False)
+        with ConsoleProgress(planned.step.name, len(argvs), console=self.console) as progress:
+            return self.executor.run(planned.step.name, argvs, log_dir, progress=progress)
+
+
 def _rows(out: Path) -> int | None:
     manifest = out / "manifest.json"
     if manifest.is_file():
         return json.loads(manifest.read_text()).get("totals", {}).get("rows")
     return None
 
-
-def _tail(log: Path | None, lines: int = 15) -> str:
-    if log is None or not log.is_file():
-        return ""
-    text = log.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join("  | " + line for line in text)
