@@ -64,17 +64,22 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
 LOG_WIDTH = 500  # off a terminal (a log file, a pipe) rich would wrap at 80 columns
 
 
-def stderr_console() -> Console:
-    """A console on stderr: the terminal's width on a terminal, else wide, so log lines never wrap."""
-    console = Console(stderr=True)
+def wide_console(stderr: bool = True) -> Console:
+    """A console (on stderr by default): the terminal's width on a terminal, else wide, so that
+    tables and lines in a log file or pipe are never wrapped at 80 columns or split mid-path."""
+    console = Console(stderr=stderr)
     if console.is_terminal:
         return console
-    return Console(stderr=True, width=LOG_WIDTH, soft_wrap=True)
+    return Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
 
 
-def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: list[list[str]]) -> None:
-    """The end-of-run summary: a table of counts, then totals and time, on stderr."""
-    console = stderr_console()
+def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: list[list[str]],
+                  rows_detail: str | None = None) -> None:
+    """The end-of-run summary: a table of counts, then totals and time, on stderr.
+
+    ``rows_detail`` describes the rows where the store has no per-language files (batch stores).
+    """
+    console = wide_console()
     table = Table(title=f"mtqa {stage}", title_justify="left")
     for column in header:
         table.add_column(column, overflow="fold")
@@ -84,9 +89,9 @@ def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: l
     manifest = result.get("manifest")
     if manifest:
         totals = manifest["totals"]
-        langs = ", ".join(f"{k}={v}" for k, v in sorted(totals["rows_by_lang"].items()))
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(totals["rows_by_lang"].items())) or rows_detail
         console.print(
-            f"{totals['rows']} rows ({langs}), {totals['rejects']} rejected, "
+            f"{totals['rows']} rows{f' ({detail})' if detail else ''}, {totals['rejects']} rejected, "
             f"{len(manifest['shards'])} shards -> {result['out']}  [{result['seconds']}s]"
         )
     else:

@@ -6,23 +6,29 @@ import json
 from collections import Counter
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from mt_qa.clickutil import wide_console
 from mt_qa.shards import ShardStore, read_arrow
 
 
 def summarize(store: ShardStore, samples: int = 3) -> dict:
-    """Counts by language (and by origin / batch type when the schema has them), and samples."""
+    """Counts by language and origin (QA stores) or by query/passage language and batch type
+    (batch stores, whose files are not split by language), and samples."""
     manifest = store.manifest
     by_lang_origin: Counter[tuple[str, str]] = Counter()
+    by_pair: Counter[tuple[str, str, str]] = Counter()  # batch stores: (query lang, passage lang, batch type)
     sample_rows: list[dict] = []
-    group_cols = [c for c in ("lang", "origin", "batch_type", "query_lang") if c in store.schema.names]
+    names = store.schema.names
     for path in store.files():
         table = read_arrow(path)
-        if group_cols[:2] == ["lang", "origin"]:
+        if "lang" in names and "origin" in names:
             for row in table.group_by(["lang", "origin"]).aggregate([([], "count_all")]).to_pylist():
                 by_lang_origin[(row["lang"], row["origin"])] += row["count_all"]
+        elif "query_lang" in names and "passage_lang" in names and "batch_type" in names:
+            keys = ["query_lang", "passage_lang", "batch_type"]
+            for row in table.group_by(keys).aggregate([([], "count_all")]).to_pylist():
+                by_pair[(row["query_lang"], row["passage_lang"], row["batch_type"])] += row["count_all"]
         if len(sample_rows) < samples:
             sample_rows += table.slice(0, samples - len(sample_rows)).to_pylist()
     return {
@@ -33,10 +39,28 @@ def summarize(store: ShardStore, samples: int = 3) -> dict:
         "shards": len(manifest["shards"]),
         "totals": manifest["totals"],
         "rows_by_lang_origin": {f"{lang}/{origin}": n for (lang, origin), n in sorted(by_lang_origin.items())},
+        "rows_by_lang_pair": _nest(by_pair),
         "stats": manifest["stats"],
         "params": manifest["params"],
         "samples": sample_rows,
     }
+
+
+def _nest(by_pair: Counter[tuple[str, str, str]]) -> dict[str, dict[str, dict[str, int]]]:
+    """{query lang: {passage lang: {batch type: rows}}}, sorted."""
+    nested: dict[str, dict[str, dict[str, int]]] = {}
+    for (query, passage, batch_type), n in sorted(by_pair.items()):
+        nested.setdefault(query, {}).setdefault(passage, {})[batch_type] = n
+    return nested
+
+
+def _pair_table(by_pair: dict[str, dict[str, dict[str, int]]]) -> Table:
+    """A batch store's rows by (query language, passage language), split by batch type."""
+    table = Table("query lang", "passage lang", "rows", "by batch type")
+    for query, passages in by_pair.items():
+        for passage, types in passages.items():
+            table.add_row(query, passage, str(sum(types.values())), ", ".join(f"{t}={n}" for t, n in types.items()))
+    return table
 
 
 def _short(value, width: int = 80) -> str:
@@ -54,20 +78,23 @@ def inspect_cmd(directory: str, samples: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return
-    console = Console()
+    console = wide_console(stderr=False)
     console.print(
         f"[bold]{summary['path']}[/]  stage={summary['stage']} schema={summary['schema']} "
         f"shards={summary['shards']} mtqa {summary['tool']['version']}"
     )
     totals = summary["totals"]
     console.print(f"rows: {totals['rows']}   rejects: {totals['rejects']}")
-    table = Table("language", "rows", *(["by origin"] if summary["rows_by_lang_origin"] else []))
-    for lang, n in sorted(totals["rows_by_lang"].items()):
-        origins = ", ".join(
-            f"{k.split('/')[1]}={v}" for k, v in summary["rows_by_lang_origin"].items() if k.split("/")[0] == lang
-        )
-        table.add_row(lang, str(n), *([origins] if summary["rows_by_lang_origin"] else []))
-    console.print(table)
+    if totals["rows_by_lang"]:
+        table = Table("language", "rows", *(["by origin"] if summary["rows_by_lang_origin"] else []))
+        for lang, n in sorted(totals["rows_by_lang"].items()):
+            origins = ", ".join(
+                f"{k.split('/')[1]}={v}" for k, v in summary["rows_by_lang_origin"].items() if k.split("/")[0] == lang
+            )
+            table.add_row(lang, str(n), *([origins] if summary["rows_by_lang_origin"] else []))
+        console.print(table)
+    if summary["rows_by_lang_pair"]:
+        console.print(_pair_table(summary["rows_by_lang_pair"]))
     if summary["stats"]:
         console.print("stats: " + json.dumps(summary["stats"], ensure_ascii=False))
     for row in summary["samples"]:

@@ -112,5 +112,6 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
         n = result["negatives"]
         rows.append(["negatives", str(n["mined"]), "", f"in range {n['in_range']}, fallback {n['fallback']}, "
                      f"none {n['none']}", "", ""])
+    langs = sorted((result.get("summary") or {}).get("groups_by_lang", {}))
     print_summary("build-batches", result, ["split", "groups", "batches", "batch types", "unused groups", "out"],
-                  rows)
+                  rows, rows_detail=f"query/passage languages {', '.join(langs)}" if langs else None)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from mt_qa.clickutil import wide_console
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.report import REPORT, fmt
 
@@ -33,7 +33,7 @@ def encoder_options(prefixes: bool = True) -> Any:
         click.option("--device", default=None, help="torch device (default: cuda if available, else cpu)."),
         click.option("--no-normalize", is_flag=True, help="Score raw dot products instead of cosine."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Embedding cache (default: $MTQA_CACHE_DIR or ~/.cache/mtqa/embeddings)."),
+                     help="Embedding cache (default: $MTQA_CACHE_DIR/embeddings, ~/.cache/mtqa/embeddings)."),
         click.option("--no-cache", is_flag=True, help="Keep embeddings in memory only."),
         click.option("--label", default=None, help="Model name shown in reports (default: the model's dir name)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
@@ -89,7 +89,7 @@ def evaluate() -> None:
     \b
     Examples:
       mtqa evaluate build-lareqa runs/collect -o runs/devbench --articles 10
-      mtqa evaluate lareqa runs/devbench -m /work/cache/e5-small -o runs/eval/e5
+      mtqa evaluate lareqa runs/devbench -m models/multilingual-e5-small -o runs/eval/e5
       mtqa evaluate compare runs/eval/e5 runs/eval/hybrid
     """
 
@@ -127,7 +127,7 @@ def lareqa(data, out, languages, names, ties, no_plots, **kw):
     if kw["label"]:
         report["label"] = kw["label"]
     write_lareqa_report(out, report, result["results"], plots=not no_plots)
-    console = Console(stderr=True)
+    console = wide_console()
     table = Table(title=f"mtqa evaluate lareqa: {report.get('label') or Path(kw['model']).name}",
                   title_justify="left")
     for column in ["benchmark", "mono mAP", "cross mAP", "multi mAP", "multi R@10", "bias"]:
@@ -188,7 +188,7 @@ def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
         report["label"] = kw["label"]
     atomic_write_json(out / REPORT, report)
     atomic_write_bytes(out / "report.md", beir_markdown(report).encode())
-    console = Console(stderr=True)
+    console = wide_console()
     for name, e in entries.items():
         console.print(f"{name}: " + ", ".join(f"{m} {fmt(v)}" for m, v in e["metrics"].items())
                       + f" ({e['n_queries']} queries, {e['n_docs']} docs, {e['seconds']}s)")
@@ -227,7 +227,7 @@ def tatoeba(data, out, languages, prefix, trained_languages, **kw):
     atomic_write_json(out / REPORT, report)
     atomic_write_bytes(out / "report.md", tatoeba_markdown(report).encode())
     bench = report["benchmarks"]["tatoeba"]
-    console = Console(stderr=True)
+    console = wide_console()
     console.print("tatoeba accuracy: " + ", ".join(f"{k} {fmt(v)}" for k, v in bench["metrics"].items())
                   + f"  [{report['timing']['total_seconds']}s] -> {out}")
 
@@ -244,7 +244,7 @@ def tatoeba(data, out, languages, prefix, trained_languages, **kw):
 @click.option("--titles-file", type=click.Path(dir_okay=False), help="File of titles to hold out, one per line.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the article choice.")
 @click.option("--overwrite", is_flag=True, help="Replace a directory built with other params.")
-@click.option("-q", "--quiet", is_flag=True, help="Print less.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output (the summary is still printed).")
 def build_lareqa(store, out, split, dataset, languages, articles, titles, titles_file, seed, overwrite, quiet):
     """Build a LAReQA-format benchmark from a QA shard store with parallel languages.
 
@@ -259,17 +259,16 @@ def build_lareqa(store, out, split, dataset, languages, articles, titles, titles
         chosen += [line.strip() for line in Path(titles_file).read_text().splitlines() if line.strip()]
     result = BuildLareqa(store, out, split=split, dataset=dataset, languages=_langs(languages), articles=articles,
                          titles=chosen or None, seed=seed, overwrite=overwrite).run()
-    console = Console(stderr=True)
+    console = wide_console()
     table = Table(title="mtqa evaluate build-lareqa", title_justify="left")
     for column in ["language", "questions", "candidates"]:
         table.add_column(column)
     for lang in result["languages"]:
         table.add_row(lang, str(result["questions"].get(lang, 0)), str(result["candidates"].get(lang, 0)))
-    if not quiet:
-        console.print(table)
-        notes = ", ".join(f"{k}={v}" for k, v in result["stats"].items())
-        console.print(f"{len(result['articles'])} articles held out ({result['heldout_groups']} groups listed in "
-                      f"heldout_group_ids.txt); {notes} -> {result['out']}")
+    console.print(table)  # -q or not: the summary always goes to stderr, as every stage's does
+    notes = ", ".join(f"{k}={v}" for k, v in result["stats"].items())
+    console.print(f"{len(result['articles'])} articles held out ({result['heldout_groups']} groups listed in "
+                  f"heldout_group_ids.txt); {notes} -> {result['out']}")
 
 
 @evaluate.command("study")
@@ -291,7 +290,7 @@ def study(reports, out, no_plots, quiet):
     if not quiet:
         click.echo((Path(out) / "study.md").read_text())
     runs = sum(len(c["runs"]) for c in result["conditions"].values())
-    Console(stderr=True).print(f"{runs} runs in {len(result['conditions'])} conditions -> {out}")
+    wide_console().print(f"{runs} runs in {len(result['conditions'])} conditions -> {out}")
 
 
 @evaluate.command("compare")

@@ -7,7 +7,7 @@ import shlex
 import click
 from rich.table import Table
 
-from mt_qa.clickutil import array_options, resolve_array_task, stderr_console
+from mt_qa.clickutil import array_options, resolve_array_task, wide_console
 from mt_qa.run.config import load_pipeline
 from mt_qa.run.executors import LocalExecutor, RayExecutor
 from mt_qa.run.runner import PipelineRunner
@@ -52,7 +52,7 @@ def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only
     else:
         ex = LocalExecutor(workers)
     runner = PipelineRunner(pipe, ex, only=list(only) or None, echo=lambda m: click.echo(m, err=True),
-                            progress=True, console=stderr_console())  # fmt: skip
+                            progress=True, console=wide_console())  # fmt: skip
     if task_step:
         num_tasks, task_index = resolve_array_task(num_shards, shard_index)
         argv = runner.task_argv(task_step, num_tasks, task_index)
@@ -74,6 +74,6 @@ def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only
         table.add_column(col)
     for s in summary["steps"]:
         table.add_row(s["name"], s["status"], str(s.get("rows") or ""), str(s["seconds"]))
-    console = stderr_console()
+    console = wide_console()
     console.print(table)
     console.print(f"{pipe.run_dir}  [{summary['seconds']}s]")
