@@ -15,7 +15,7 @@ sentences of a dev benchmark built from ../shared/data with multilingual-e5-smal
 cold (model load + encode) and warm (every text from the embedding cache), and compares with
 encoding per setting without deduplication (the count, and its time at the measured rate).
 
-    /work/venv/bin/python bench/bench_evaluate.py [--skip-encode] [--encode-texts 1000]
+    .venv/bin/python bench/bench_evaluate.py [--skip-encode] [--encode-texts 1000]
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def bench_encode(n_texts: int) -> dict:
     from mt_qa.evaluate.lareqa import load_benchmark
 
     squad = ROOT.parent / "shared" / "data" / "squad-v1.1"
-    model = os.environ.get("MTQA_E5_DIR", "/work/cache/e5-small")
+    model = os.environ.get("MTQA_E5_DIR", str(Path.home() / ".cache" / "mtqa" / "e5-small"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         CollectStage([SourceSpec(str(squad / "dev-v1.1.en.json.gz"))], tmp / "collect",

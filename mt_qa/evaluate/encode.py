@@ -12,7 +12,7 @@ So the encoder
 - commits every chunk, so an interrupted run resumes where it stopped;
 - loads the model only when some text is missing from the cache (a cached rerun needs no torch).
 
-Models are sentence-transformers directories (e.g. ``/work/cache/e5-small`` or a trained
+Models are sentence-transformers directories (e.g. ``models/multilingual-e5-small`` or a trained
 mtqa model) or hub names already in the local Hugging Face cache: nothing is downloaded.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -30,15 +29,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from mt_qa.cachedir import cache_root
 from mt_qa.errors import MtqaError
 
-CACHE_ENV = "MTQA_CACHE_DIR"
 CACHE_VERSION = 1
 _LOOKUP_BATCH = 500
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mtqa" / "embeddings")
+    """``embeddings/`` in mtqa's cache directory ($MTQA_CACHE_DIR, else ~/.cache/mtqa)."""
+    return cache_root() / "embeddings"
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -141,7 +141,7 @@ class EmbeddingCache:
 class Encoder:
     """Deduplicating, caching encoder around a sentence-transformers model.
 
-    ``cache_dir=None`` uses ``$MTQA_CACHE_DIR`` or ``~/.cache/mtqa/embeddings``; ``False``
+    ``cache_dir=None`` uses ``$MTQA_CACHE_DIR/embeddings`` (default ``~/.cache/mtqa/embeddings``); ``False``
     keeps embeddings in memory only (for this Encoder's lifetime).
     """
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from mt_qa.train.trainer import PRECISIONS, BiEncoderTrainer, TrainConfig
+from mt_qa.clickutil import wide_console
+from mt_qa.train import PRECISIONS  # not the trainer: --help must not import torch
 
 
 @click.command("train")
@@ -60,14 +60,16 @@ def train(quiet: bool, no_negatives: bool, **options) -> None:
       mtqa train --batches runs/demo/batches --model intfloat/multilingual-e5-small --out runs/demo/model
       torchrun --nproc-per-node 4 -m mt_qa.cli train --batches ... --model ... --out ... --precision bf16
     """
+    from mt_qa.train.trainer import BiEncoderTrainer, TrainConfig
+
     config = TrainConfig(**options, use_negatives=not no_negatives, progress=not quiet)
     result = BiEncoderTrainer(config).train()
     if result.get("world_size", 1) > 1 and not _is_main():
         return
-    console = Console(stderr=True)
-    table = Table(title="mtqa train", title_justify="left")
-    table.add_column("")
-    table.add_column("")
+    console = wide_console()
+    table = Table(title="mtqa train", title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
     for key in ("steps", "pairs", "final_train_loss", "best_dev_loss", "best_step", "stopped_early", "pairs_per_s",
                 "peak_memory_mb", "world_size", "device"):
         table.add_row(key, str(result.get(key)))

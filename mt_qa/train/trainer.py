@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from mt_qa.errors import MtqaError
 from mt_qa.shards import atomic_write_bytes, atomic_write_json, sha256_file
+from mt_qa.train import PRECISIONS
 from mt_qa.train.card import model_card
 from mt_qa.train.checkpoint import (
     TrainState,
@@ -47,7 +48,6 @@ from mt_qa.train.checkpoint import (
 from mt_qa.train.data import Batch, BatchSource
 from mt_qa.train.distributed import DistEnv, init_distributed, shutdown_distributed
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 SUMMARY_FILE = "mtqa_train.json"
 LOG_FILE = "training_log.csv"
 CHECKPOINTS = "checkpoints"
@@ -128,6 +128,28 @@ def load_model(name: str, device: torch.device) -> Any:
     except Exception as exc:  # noqa: BLE001 - any failure to load is the user's model path/name
         raise MtqaError(f"--model {name!r}: could not load it as a sentence-transformers or Hugging Face "
                         f"encoder: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def keep_without_pooler(model: Any, directory: Path) -> None:
+    """Make a saved encoder that has no pooler (e5 and other mean-pooled models) load without one.
+
+    sentence-transformers saves the weights but not the ``add_pooling_layer=False`` it was loaded
+    with, so a reload builds a BERT pooler, warns ``pooler.dense.weight MISSING ... newly
+    initialized`` and carries random, unused weights. Writing the argument back into the
+    Transformer module's config makes the reload build exactly the saved architecture.
+    """
+    modules = json.loads((directory / "modules.json").read_text())
+    for entry, module in zip(modules, model, strict=False):
+        auto_model = getattr(module, "auto_model", None)
+        if auto_model is None or not hasattr(auto_model, "pooler") or auto_model.pooler is not None:
+            continue
+        config_file = directory / entry.get("path", "") / "sentence_bert_config.json"
+        if not config_file.is_file():
+            continue
+        config = json.loads(config_file.read_text())
+        # "model_args" is the name every sentence-transformers version reads (v6 maps it to model_kwargs).
+        config.setdefault("model_kwargs" if "model_kwargs" in config else "model_args", {})["add_pooling_layer"] = False
+        atomic_write_json(config_file, config)
 
 
 def make_loss(model: Any, temperature: float, mini_batch_size: int, gather: bool) -> torch.nn.Module:
@@ -588,6 +610,7 @@ class BiEncoderTrainer:
         tmp = self.out / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save(str(tmp), create_model_card=False)
+        keep_without_pooler(model, tmp)
         manifest = source.store.manifest
         data = {"path": str(source.store.root), "manifest_sha256": sha256_file(source.store.root / "manifest.json"),
                 "inputs": manifest.get("inputs", []), "params": manifest.get("params", {}),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mt_qa import __version__
+from mt_qa.cachedir import cache_root
 from mt_qa.errors import MtqaError
 from mt_qa.shards import atomic_write_json, sha256_file
 
@@ -61,11 +62,6 @@ class ModelInfo:
 
     def manifest_ref(self) -> dict[str, Any]:
         return {"id": self.id, "sha256": self.sha256, "quantization": self.quantization}
-
-
-def cache_root() -> Path:
-    """mtqa's cache directory: $MTQA_CACHE_DIR, else ~/.cache/mtqa."""
-    return Path(os.environ.get("MTQA_CACHE_DIR") or Path.home() / ".cache" / "mtqa").expanduser()
 
 
 # ---------------------------------------------------------------------- inspecting directories

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,11 @@ torch.set_num_threads(1)
 
 
 def make_tiny_model(texts: list[str], out: Path, vocab_size: int = 2000, hidden: int = 32, layers: int = 2,
-                    dropout: float = 0.1, seed: int = 0) -> Path:
-    """A 2-layer BERT with a WordPiece vocabulary learnt from ``texts``, saved as a sentence-transformers dir."""
+                    dropout: float = 0.1, seed: int = 0, pooler: bool = True) -> Path:
+    """A 2-layer BERT with a WordPiece vocabulary learnt from ``texts``, saved as a sentence-transformers dir.
+
+    ``pooler=False``: no BERT pooler, saved the way multilingual-e5-small is (``add_pooling_layer: false``).
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
@@ -38,13 +42,17 @@ def make_tiny_model(texts: list[str], out: Path, vocab_size: int = 2000, hidden:
                         num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=512,
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
-    BertModel(config).save_pretrained(hf_dir)
+    BertModel(config, add_pooling_layer=pooler).save_pretrained(hf_dir)
     fast.save_pretrained(hf_dir)
     st_dir = out / "st"
-    transformer = Transformer(str(hf_dir))
+    transformer = Transformer(str(hf_dir), model_kwargs={"add_pooling_layer": pooler})
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")],
                                 device="cpu")
     model.save(str(st_dir))
+    if not pooler:
+        config_file = st_dir / "sentence_bert_config.json"
+        config_file.write_text(json.dumps({**json.loads(config_file.read_text()),
+                                           "model_args": {"add_pooling_layer": False}}))
     return st_dir
 
 
