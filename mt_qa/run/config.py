@@ -60,6 +60,7 @@ class Step:
     out_option: str | None = "--out"  # None: the step writes no directory of its own
     sharded: bool = False
     depends: list[str] = field(default_factory=list)
+    hint: str | None = None  # shown under the error when the step fails: how to fix the usual cause
 
     @property
     def command(self) -> list[str]:
@@ -172,7 +173,7 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
     for raw, where in _expand_foreach(doc["steps"], context["vars"], path):
         if not isinstance(raw, dict) or "name" not in raw or "stage" not in raw:
             raise PipelineError(f"{where}: each step needs a 'name' and a 'stage'")
-        unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded"}
+        unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded", "hint"}
         if unknown:
             raise PipelineError(f"{where}: unknown keys {sorted(unknown)}")
         name, stage = str(raw["name"]), str(raw["stage"])
@@ -186,8 +187,10 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
         args = _resolve([str(a) for a in raw.get("args") or []], context, f"{where}.args", deps)
         options = _resolve(dict(raw.get("options") or {}), context, f"{where}.options", deps)
         out = raw.get("out", "--out")
+        hint = _resolve(str(raw["hint"]), context, f"{where}.hint", set()) if raw.get("hint") else None
         step = Step(name, stage, args, options, out_option=out or None,
-                    sharded=bool(raw.get("sharded", stage.split()[0] in SHARDED)), depends=sorted(deps))  # fmt: skip
+                    sharded=bool(raw.get("sharded", stage.split()[0] in SHARDED)), depends=sorted(deps),
+                    hint=hint)  # fmt: skip
         steps.append(step)
         context["steps"][name] = run_dir / name
     return Pipeline(str(doc.get("name") or path.stem), run_dir, steps, str(path), doc)

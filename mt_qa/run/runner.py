@@ -117,8 +117,9 @@ class PipelineRunner:
                 if failed:
                     logs = ", ".join(str(r.log) for r in failed)
                     tail = attempt_tail(failed[0].log)
+                    hint = f"\nhint: {step.hint}" if step.hint else ""
                     raise StepFailed(f"step {step.name!r} failed ({len(failed)} of {len(results)} task(s)); "
-                                     f"logs: {logs}\n{tail}")  # fmt: skip
+                                     f"logs: {logs}\n{tail}{hint}")  # fmt: skip
                 atomic_write_json(
                     run_dir / STEP_MARKERS / f"{step.name}.json",
                     {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds},

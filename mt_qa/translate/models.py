@@ -2,9 +2,11 @@
 
 ``--model`` is a Hugging Face id or a local directory. A directory is either a CTranslate2
 model (used as is) or a Transformers NLLB checkpoint (converted once, with CTranslate2's own
-converter, into the model cache and reused). A hub id is looked up in the model cache, then in
-the Hugging Face cache, and only then downloaded; offline, that fails at once with a message
-that says how to provide the model. Every model is validated before use and identified by a
+converter, into the model cache and reused). A path-like ``--model`` that does not exist (see
+``looks_like_path``) is a "not found" error at once. A hub id is looked up in the model cache,
+then in the Hugging Face cache, and only then downloaded; offline (``HF_HUB_OFFLINE``, or the hub
+out of reach on one quick connect), that fails at once with a message that says how to provide
+the model. Every model is validated before use and identified by a
 content hash, which goes into the manifest, each row's ``origin_detail`` and the cache key.
 """
 
@@ -14,11 +16,15 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,8 @@ from mt_qa.errors import MtqaError
 from mt_qa.shards import atomic_write_json, sha256_file
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
+HUB_PROBE_SECONDS = 3.0  # one connect to the hub before downloading: fail at once when offline
+_HUB_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*/)?[A-Za-z0-9][A-Za-z0-9_.-]*")
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 SPM_FILE = "sentencepiece.bpe.model"
 META_FILE = "mtqa_model.json"  # written by `mtqa model convert`: where the model came from
@@ -205,6 +213,8 @@ def convert(source: str | os.PathLike[str], out: str | os.PathLike[str], quantiz
         raise ModelError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
     out = Path(out).expanduser()
     src_path = Path(source).expanduser()
+    if not src_path.is_dir() and looks_like_path(str(source)):
+        raise _missing_directory(str(source))
     local = src_path if src_path.is_dir() else fetch_hub_snapshot(str(source))
     source_id = source_id or (checkpoint_id(src_path) if src_path.is_dir() else str(source))
     if is_ct2_dir(local):
@@ -257,9 +267,42 @@ def _offline() -> bool:
     return any(flag in ("1", "true", "yes", "on") for flag in flags)
 
 
+def _download_cli() -> str:
+    """The download command the installed huggingface_hub provides: ``hf`` (>= 0.34), else ``huggingface-cli``."""
+    try:
+        scripts = {ep.name for ep in metadata.distribution("huggingface_hub").entry_points
+                   if ep.group == "console_scripts"}  # fmt: skip
+    except metadata.PackageNotFoundError:
+        scripts = set()
+    return "huggingface-cli" if "huggingface-cli" in scripts and "hf" not in scripts else "hf"
+
+
 def _how_to_provide(repo_id: str) -> str:
-    return (f"on a machine with network, run `mtqa model convert {repo_id} --out DIR` (or download the "
-            f"checkpoint with `huggingface-cli download {repo_id}`), copy DIR here and pass --model DIR")
+    name = _slug(repo_id.split("/")[-1])
+    return (f"on a machine with network, run `mtqa model convert {repo_id} --out models/{name}-int8` (or "
+            f"download the checkpoint with `{_download_cli()} download {repo_id} --local-dir {name}`), copy that "
+            f"directory here and pass it as --model DIR")
+
+
+def _hub_unreachable(timeout: float = HUB_PROBE_SECONDS) -> str | None:
+    """Why the hub cannot be reached, or None: one TCP connect to its endpoint, instead of the client's
+    retries with back-off (about 25 s) on a machine without network. Skipped behind a proxy."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                             "all_proxy")):  # fmt: skip
+        return None
+    try:
+        from huggingface_hub import constants
+
+        endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"cannot reach {host}:{port} ({type(exc).__name__}: {exc})"
 
 
 def fetch_hub_snapshot(repo_id: str) -> Path:
@@ -277,6 +320,10 @@ def fetch_hub_snapshot(repo_id: str) -> Path:
     if _offline():
         raise ModelError(f"model {repo_id!r} is not in the local caches and downloads are disabled "
                          f"(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE/MTQA_OFFLINE is set): {_how_to_provide(repo_id)}")
+    unreachable = _hub_unreachable()
+    if unreachable:
+        raise ModelError(f"model {repo_id!r} is not in the local caches and the Hugging Face hub is out of reach "
+                         f"({unreachable}){_not_local(repo_id)}: {_how_to_provide(repo_id)}")
     try:
         from huggingface_hub import list_repo_files
 
@@ -288,6 +335,10 @@ def fetch_hub_snapshot(repo_id: str) -> Path:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"model {repo_id!r} is not a local directory and could not be downloaded "
                          f"({type(exc).__name__}: {reason[:200]}); {_how_to_provide(repo_id)}") from exc
+
+
+def _not_local(spec: str) -> str:
+    return f"; no local directory {spec!r} either" if "/" in spec else ""
 
 
 # ---------------------------------------------------------------------- resolving --model
@@ -316,8 +367,31 @@ def _checkpoint_fingerprint(path: Path) -> str:
 
 
 def looks_like_path(spec: str) -> bool:
-    """A spec that can only be meant as a directory (a hub id is exactly 'owner/name' or 'name')."""
-    return spec in (".", "..") or spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1
+    """Whether ``--model`` names a local directory rather than a hub id ('owner/name' or 'name').
+
+    A path: it starts with '/', '.' or '~', holds a backslash or more than one '/', is no valid hub
+    id, or its first part is a directory here (``models/nllb-600M-int8`` beside ``models/``).
+    """
+    if spec.startswith(("/", ".", "~")) or "\\" in spec or spec.count("/") > 1 or not _HUB_ID.fullmatch(spec):
+        return True
+    if "--" in spec or ".." in spec or spec.endswith(".git"):
+        return True  # the hub refuses these in repo ids
+    owner, sep, _ = spec.partition("/")
+    return bool(sep) and Path(owner).is_dir()
+
+
+def _missing_directory(spec: str) -> ModelError:
+    path = Path(spec).expanduser()
+    parent = path.parent
+    if parent.is_dir() and str(parent) not in ("", "."):
+        siblings = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+        where = f"{parent}/ holds {', '.join(siblings[:8])}{' ...' if len(siblings) > 8 else ''}" if siblings else \
+            f"{parent}/ holds no model directories"
+    else:
+        where = f"{parent}/ does not exist either" if str(parent) not in ("", ".") else "not in this directory"
+    return ModelError(f"model directory {spec!r} not found ({where}); --model takes an existing directory (a "
+                      "CTranslate2 model or a Transformers NLLB checkpoint) or a Hugging Face id such as "
+                      f"{DEFAULT_MODEL}")
 
 
 def resolve_model(spec: str = DEFAULT_MODEL, quantization: str = "int8", flores_codes: Iterable[str] = (),
@@ -343,7 +417,7 @@ def resolve_model(spec: str = DEFAULT_MODEL, quantization: str = "int8", flores_
     if path.exists():
         raise ModelError(f"{path}: is a file; --model takes a directory or a Hugging Face id")
     if looks_like_path(spec):
-        raise ModelError(f"model directory {spec!r} does not exist")
+        raise _missing_directory(spec)
     target = models / f"{_slug(spec.replace('/', '--'))}-ct2-{quantization}"
     if not is_ct2_dir(target):
         local = fetch_hub_snapshot(spec)
