@@ -135,8 +135,7 @@ class ConsoleProgress:
 
     def _render(self) -> Text:
         elapsed = int(time.monotonic() - self._started)
-        lines = [f"[{self.label(i)}] {self.latest.get(i, 'starting ...')}" for i in range(self.tasks)]
-        lines[-1] += f"  ({elapsed}s)"
+        lines = [f"[{self.label(i)} {elapsed}s] {self.latest.get(i, 'starting ...')}" for i in range(self.tasks)]
         return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
 
     def __enter__(self) -> ConsoleProgress:

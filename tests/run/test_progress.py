@@ -77,8 +77,8 @@ def test_live_lines_on_a_terminal():
     console = Console(file=out, force_terminal=True, width=100)
     with ConsoleProgress("train", 1, console=console) as progress:
         progress.update(0, "train:  40%|####      | 4/10 [00:01<00:01, 4.0step/s]")
-    assert "[train] train:  40%|####" in out.getvalue()
+    assert "[train 0s] train:  40%|####" in out.getvalue()
     out = io.StringIO()
     with ConsoleProgress("filter", 2, console=Console(file=out, force_terminal=True, width=100)) as progress:
         progress.update(1, "filter: 7/9")
-    assert "[filter.1] filter: 7/9" in out.getvalue() and "[filter.0] starting" in out.getvalue()
+    assert "[filter.1 0s] filter: 7/9" in out.getvalue() and "[filter.0 0s] starting" in out.getvalue()
