@@ -112,6 +112,8 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
         n = result["negatives"]
         rows.append(["negatives", str(n["mined"]), "", f"in range {n['in_range']}, fallback {n['fallback']}, "
                      f"none {n['none']}", "", ""])
-    langs = sorted((result.get("summary") or {}).get("groups_by_lang", {}))
+    stats = (result.get("manifest") or {}).get("stats", {})
+    by_lang = [(side, stats.get(f"{side}_lang") or {}) for side in ("query", "passage")]
+    detail = "; ".join(f"{side} " + ", ".join(f"{k}={v}" for k, v in sorted(n.items())) for side, n in by_lang if n)
     print_summary("build-batches", result, ["split", "groups", "batches", "batch types", "unused groups", "out"],
-                  rows, rows_detail=f"query/passage languages {', '.join(langs)}" if langs else None)
+                  rows, rows_detail=detail or None)
