@@ -61,9 +61,9 @@ def test_a_missing_local_model_directory_is_an_immediate_not_found(tmp_path, mon
 
 def test_translate_with_a_missing_path_prints_one_not_found_line(qa_store, tmp_path, no_hub):
     (tmp_path / "models").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "mt_qa.cli", "translate", str(qa_store), "--langs", "de", "--model",
-                           "models/nllb-600M-int8", "-o", str(tmp_path / "out"), "-q"], cwd=tmp_path,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
+    argv = ["translate", str(qa_store), "--langs", "de", "--model", "models/nllb-600M-int8", "-o", str(tmp_path / "o")]
+    proc = subprocess.run([sys.executable, "-m", "mt_qa.cli", *argv, "-q"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: model directory 'models/nllb-600M-int8' not found"), proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
