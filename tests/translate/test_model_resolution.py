@@ -30,7 +30,10 @@ def no_hub(tmp_path, monkeypatch) -> str:
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MTQA_OFFLINE", "HTTPS_PROXY", "https_proxy",
                  "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)  # for the mtqa processes these tests start
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)  # read once at import: for this process
     monkeypatch.setenv("MTQA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
