@@ -109,7 +109,7 @@ def test_validate_finds_damage(tmp_path, damage):
         manifest["shards"]["part-00000"]["files"]["data/en/part-00000.arrow"]["rows"] = 99
         (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
         expected = "manifest says 99"
-    problems = ShardStore.open(tmp_path / "s").validate()
+    problems = ShardStore.open(tmp_path / "s", check=False).validate()
     assert any(expected in p for p in problems), problems
 
 
