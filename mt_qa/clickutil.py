@@ -56,7 +56,9 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
                 break
     num_shards = 1 if num_shards is None else num_shards
     shard_index = 0 if shard_index is None else shard_index
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
+    if num_shards < 1:
+        raise MtqaError(f"--num-shards {num_shards}: must be at least 1 (the number of job-array tasks)")
+    if not 0 <= shard_index < num_shards:
         raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
     return num_shards, shard_index
 

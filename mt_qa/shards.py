@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from mt_qa import __version__
 from mt_qa.errors import ShardStoreError
-from mt_qa.outdir import LOCK_FILES, FileLock, OutputHold, claim_output, file_mode, is_temp, remove_entries
+from mt_qa.outdir import FileLock, OutputHold, claim_output, file_mode, remove_entries
 from mt_qa.records import REJECT_SCHEMA, SCHEMAS, RecordError, schema_name, to_table, validate_table
 
 MANIFEST_VERSION = 1
@@ -243,7 +243,8 @@ class ShardStore:
         root = Path(root)
         path = root / MANIFEST
         if not root.is_dir():
-            raise ShardStoreError(f"{root}: not a directory" if root.exists() else f"{root}: no such directory")
+            why = "it is a file" if root.exists() else "no such directory"
+            raise ShardStoreError(f"{root}: not a finished mtqa shard directory: {why}")
         if not path.is_file():
             hint = " (the stage did not finish: rerun it to resume)" if (root / RUN_FILE).is_file() else ""
             raise ShardStoreError(f"{root}: not a finished mtqa shard directory: no {MANIFEST}{hint}")

@@ -57,7 +57,9 @@ def encoder_options(prefixes: bool = True) -> Any:
 
 def _encoder(kw: dict[str, Any]):
     from mt_qa.evaluate.encode import Encoder
+    from mt_qa.torchdevice import check_device
 
+    check_device(kw["device"])
     return Encoder(kw["model"], device=kw["device"], batch_size=kw["batch_size"], max_length=kw["max_length"],
                    normalize=not kw["no_normalize"], cache_dir=False if kw["no_cache"] else kw["cache_dir"],
                    progress=not kw["quiet"])
