@@ -67,6 +67,11 @@ def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+def has_entries(root: Path) -> bool:
+    """Whether ``root`` holds anything besides mtqa's lock and temp files."""
+    return root.is_dir() and any(p.name not in LOCK_FILES and not is_temp(p.name) for p in root.iterdir())
+
+
 def open_lock(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, file_mode())
 
@@ -167,9 +172,8 @@ def claim_output(
         earlier.release()
     markers = tuple(markers)
     if root.is_dir():
-        entries = [p.name for p in root.iterdir() if p.name not in LOCK_FILES and not is_temp(p.name)]
         # The lock files mark a directory an mtqa command claimed (and may have been killed in).
-        if entries and not any((root / m).exists() for m in (*markers, RUN_LOCK)):
+        if has_entries(root) and not any((root / m).exists() for m in (*markers, RUN_LOCK)):
             raise error(
                 f"{root} exists, is not empty and is not an mtqa {what} (none of {', '.join(markers)} in it); "
                 "mtqa never writes into or deletes a directory it did not make: choose a new or empty directory"

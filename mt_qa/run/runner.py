@@ -196,6 +196,8 @@ def content_digest(path: Path, cache: dict[tuple[str, int, int], str] | None = N
             return "manifest:" + content_digest(manifest, cache)
         return "listing:" + _listing_digest(path)
     stat = path.stat()
+    if not path.is_file():
+        return f"special:{stat.st_mode:o}"  # a FIFO or device: reading it to hash it would hang or consume it
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if cache is not None and key in cache:
         return cache[key]

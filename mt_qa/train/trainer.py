@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from mt_qa.errors import MtqaError
-from mt_qa.outdir import claim_output
+from mt_qa.outdir import claim_output, has_entries
 from mt_qa.shards import atomic_write_bytes, atomic_write_json, sha256_file
 from mt_qa.train.card import model_card
 from mt_qa.train.checkpoint import (
@@ -299,7 +299,7 @@ class BiEncoderTrainer:
         if ckpts and not cfg.resume:
             raise MtqaError(f"{self.out} holds checkpoints of an unfinished run (last: {ckpts[-1].name}); pass "
                             "--resume to continue it or --overwrite to start over")
-        if self.out.exists() and not ckpts and not finished and any(self.out.iterdir()) and not cfg.resume:
+        if not ckpts and not finished and has_entries(self.out) and not cfg.resume:
             raise MtqaError(f"{self.out} exists and is not empty; use another --out or --overwrite")
         return ckpts
 
