@@ -38,7 +38,9 @@ def array_options(fn: Callable) -> Callable:
 
 def common_output_options(fn: Callable) -> Callable:
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
-    fn = click.option("--overwrite", is_flag=True, help="Replace an output directory made by a different run.")(fn)
+    fn = click.option("--overwrite", is_flag=True,
+                      help="Replace an output directory made by a different mtqa run (a directory mtqa did not "
+                      "make is never replaced).")(fn)
     return fn
 
 

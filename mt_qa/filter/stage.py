@@ -377,6 +377,9 @@ _WORKER: tuple[FilterStage, ShardStore, list[Check]] | None = None
 
 def _init_worker(src_dir: str, out_dir: str, config: dict[str, Any]) -> None:
     global _WORKER
+    from mt_qa.run.task import set_parent_death_signal
+
+    set_parent_death_signal()  # a killed filter task takes its pool with it
     config["skip"] = tuple(config["skip"])
     stage = FilterStage(src_dir, out_dir, FilterConfig(**config), progress=False)
     src = stage._open_source()
