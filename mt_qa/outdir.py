@@ -155,6 +155,7 @@ def claim_output(
     what: str = "output directory",
     overwrite_hint: str = "--overwrite",
     error: type[MtqaError] = MtqaError,
+    claim_files: Iterable[str] = (),
 ) -> OutputHold:
     """Claim ``root`` for this run and lock it for as long as the returned hold lives.
 
@@ -194,6 +195,9 @@ def claim_output(
                                         "or use another output directory")
             if alone:
                 remove_temp_files(root)
+            for name in claim_files:
+                for path in root.glob(f".{name}.*.tmp"):
+                    path.unlink(missing_ok=True)
         else:
             replacing = any((root / m).exists() for m in markers)
             if replacing and not overwrite and not (may_replace and may_replace()):

@@ -293,7 +293,7 @@ class ShardStore:
             self.root, markers=(RUN_FILE, MANIFEST), same_run=same_run, overwrite=overwrite,
             # With no shard finished there is nothing to lose: the new run simply takes over.
             may_replace=lambda: not self.done_shards(), clear=self.clear, write_claim=write_claim,
-            shared=True, what="shard directory", error=ShardStoreError)
+            shared=True, what="shard directory", error=ShardStoreError, claim_files=(RUN_FILE,))
 
     def release(self) -> None:
         """Give up this process's claim (the kernel does it too when the process ends)."""

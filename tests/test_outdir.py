@@ -83,10 +83,15 @@ def test_another_configuration_is_refused_while_a_writer_holds_the_directory(tmp
             ShardStore(root, "test", QA_SCHEMA).begin({"p": 2}, [])
         with pytest.raises(MtqaError, match="being written by another mtqa process"):
             ShardStore(root, "test", QA_SCHEMA).begin({"p": 2}, [], overwrite=True)
-        # A job-array sibling of the same configuration shares the claim.
+        # A job-array sibling of the same configuration shares the claim. A claim-file temp is a
+        # left-over (only written under the claim lock); a manifest temp may be a sibling's, live.
+        (root / "._run.json.killed.tmp").write_text("half")
+        (root / ".manifest.json.live.tmp").write_text("being written")
         sibling = ShardStore(root, "test", QA_SCHEMA)
         sibling.begin({"p": 1}, [])
         sibling.release()
+        assert not (root / "._run.json.killed.tmp").exists()
+        assert (root / ".manifest.json.live.tmp").exists()
     finally:
         holder.kill()
         holder.wait()

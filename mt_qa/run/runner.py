@@ -171,7 +171,9 @@ def step_inputs(step: Step, pipeline: Pipeline) -> list[str]:
     """Paths among a step's arguments and option values (``lang=path`` too) that exist, less its own output."""
     own = pipeline.out_dir(step).resolve() if step.out_option else None
     values: list[str] = list(step.args)
-    for value in step.options.values():
+    for key, value in step.options.items():
+        if _written_option(key):
+            continue
         values += [str(v) for v in value] if isinstance(value, list) else [str(value)]
     found: list[str] = []
     for value in values:
@@ -184,6 +186,13 @@ def step_inputs(step: Step, pipeline: Pipeline) -> list[str]:
                     found.append(candidate)
                     break
     return found
+
+
+def _written_option(key: str) -> bool:
+    """Options naming what a step writes (``--dev-out``) or a cache it fills (``--cache``, ``--cache-dir``):
+    not inputs, and hashing them would make every step look changed after it ran."""
+    name = key.replace("_", "-").lower()
+    return "cache" in name or name.endswith("out")
 
 
 def content_digest(path: Path, cache: dict[tuple[str, int, int], str] | None = None) -> str:

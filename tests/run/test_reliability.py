@@ -138,3 +138,16 @@ def test_workers_do_not_outlive_the_run(tmp_path, sig):
         for pid in (proc.pid, worker):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_caches_and_written_options_are_not_inputs(tmp_path):
+    from mt_qa.run.config import Pipeline, Step
+    from mt_qa.run.runner import step_inputs
+
+    for name in ("in.json", "cache", "dev", "model"):
+        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("{}")
+    step = Step("s", "evaluate lareqa", [str(tmp_path / "in.json")],
+                {"cache-dir": str(tmp_path / "cache"), "dev_out": str(tmp_path / "dev"), "model": str(tmp_path / "model"),
+                 "parallel": [f"es={tmp_path / 'in.json'}"], "langs": "de,ar"})
+    pipe = Pipeline("p", tmp_path / "run", [step], "p.yaml", {})
+    assert step_inputs(step, pipe) == [str(tmp_path / "in.json"), str(tmp_path / "model")]
