@@ -144,10 +144,11 @@ def test_caches_and_written_options_are_not_inputs(tmp_path):
     from mt_qa.run.config import Pipeline, Step
     from mt_qa.run.runner import step_inputs
 
-    for name in ("in.json", "cache", "dev", "model"):
-        (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_text("{}")
+    (tmp_path / "in.json").write_text("{}")
+    for name in ("cache", "dev", "model"):
+        (tmp_path / name).mkdir()
     step = Step("s", "evaluate lareqa", [str(tmp_path / "in.json")],
-                {"cache-dir": str(tmp_path / "cache"), "dev_out": str(tmp_path / "dev"), "model": str(tmp_path / "model"),
-                 "parallel": [f"es={tmp_path / 'in.json'}"], "langs": "de,ar"})
+                {"cache-dir": str(tmp_path / "cache"), "dev_out": str(tmp_path / "dev"),
+                 "model": str(tmp_path / "model"), "parallel": [f"es={tmp_path / 'in.json'}"], "langs": "de,ar"})
     pipe = Pipeline("p", tmp_path / "run", [step], "p.yaml", {})
     assert step_inputs(step, pipe) == [str(tmp_path / "in.json"), str(tmp_path / "model")]
