@@ -195,3 +195,32 @@ def test_a_store_can_be_claimed_again_in_the_same_process(tmp_path):
     assert second.finalize() is not None
     with pytest.raises(ShardStoreError, match="different run"):
         ShardStore(tmp_path / "s", "test", QA_SCHEMA).begin({"p": 1}, [])
+
+
+def _foreign(tmp_path: Path) -> Path:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("thesis")
+    (out / "report.md").write_text("my report")
+    return out
+
+
+def test_build_lareqa_overwrite_refuses_a_foreign_directory(tmp_path):
+    from mt_qa.evaluate.build import BuildLareqa
+
+    write_store(tmp_path / "qa")
+    out = _foreign(tmp_path)
+    with pytest.raises(MtqaError, match="did not make"):
+        BuildLareqa(tmp_path / "qa", out, split="train", articles=1, overwrite=True).run()
+    assert sorted(p.name for p in out.iterdir()) == ["report.md", "thesis.tex"]
+
+
+def test_evaluate_refuses_to_write_a_report_into_a_foreign_directory(tmp_path):
+    from mt_qa.evaluate.cli import _claim
+
+    out = _foreign(tmp_path)
+    with pytest.raises(MtqaError, match="did not make"):
+        _claim(out, "lareqa", {"kind": "lareqa"}, overwrite=True)
+    assert (out / "report.md").read_text() == "my report"
+    _claim(tmp_path / "new", "lareqa", {"kind": "lareqa"}, overwrite=False)
+    assert (tmp_path / "new" / RUN_LOCK).is_file()

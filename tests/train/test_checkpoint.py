@@ -69,3 +69,13 @@ def test_the_fingerprint_is_checked_before_any_tensor_is_loaded(interrupted):
     with pytest.raises(MtqaError, match="damaged checkpoint"):
         BiEncoderTrainer(config(batches, model, out, max_steps=2, save_steps=1, keep_checkpoints=True,
                                 resume=True)).train()
+
+
+def test_overwrite_never_clears_a_directory_train_did_not_make(small_batches, tiny_model, tmp_path):
+    batches, _ = small_batches
+    out = tmp_path / "mine"
+    (out / "tensorboard").mkdir(parents=True)
+    (out / "thesis.tex").write_text("thesis")
+    with pytest.raises(MtqaError, match="did not make"):
+        BiEncoderTrainer(config(batches, tiny_model, out, max_steps=1, overwrite=True)).train()
+    assert (out / "thesis.tex").read_text() == "thesis" and (out / "tensorboard").is_dir()
