@@ -201,8 +201,8 @@ def claim_output(
         else:
             replacing = any((root / m).exists() for m in markers)
             if replacing and not overwrite and not (may_replace and may_replace()):
-                raise error(f"{root} holds a {what} of a different run (other params or inputs); use a new "
-                                f"output directory or {overwrite_hint}")
+                raise error(f"{root} holds output of a different run (a {what} made with other params or "
+                            f"inputs); use a new output directory or {overwrite_hint}")
             if not try_flock(run_fd, fcntl.LOCK_EX):
                 raise OutputLockedError(f"{root} is being written by another mtqa process with other settings; "
                                         "wait for it to finish or use another output directory")
