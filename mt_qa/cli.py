@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:
+        # The file system said no (permission, disk full, a directory where a file was expected):
+        # the user's to fix, so one line naming the file, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+        return 1
     return 0
 
 

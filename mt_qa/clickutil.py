@@ -38,7 +38,9 @@ def array_options(fn: Callable) -> Callable:
 
 def common_output_options(fn: Callable) -> Callable:
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")(fn)
-    fn = click.option("--overwrite", is_flag=True, help="Replace an output directory made by a different run.")(fn)
+    fn = click.option("--overwrite", is_flag=True,
+                      help="Replace an output directory made by a different mtqa run (a directory mtqa did not "
+                      "make is never replaced).")(fn)
     return fn
 
 
@@ -56,7 +58,9 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
                 break
     num_shards = 1 if num_shards is None else num_shards
     shard_index = 0 if shard_index is None else shard_index
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
+    if num_shards < 1:
+        raise MtqaError(f"--num-shards {num_shards}: must be at least 1 (the number of job-array tasks)")
+    if not 0 <= shard_index < num_shards:
         raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
     return num_shards, shard_index
 

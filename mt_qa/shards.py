@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +32,7 @@ import pyarrow as pa
 
 from mt_qa import __version__
 from mt_qa.errors import ShardStoreError
+from mt_qa.outdir import FileLock, OutputHold, claim_output, file_mode, remove_entries
 from mt_qa.records import REJECT_SCHEMA, SCHEMAS, RecordError, schema_name, to_table, validate_table
 
 MANIFEST_VERSION = 1
@@ -44,6 +44,9 @@ REJECTS_DIR = "rejects"
 # Rows per Arrow record batch: big enough for fast scans, small enough for streaming readers.
 RECORD_BATCH_ROWS = 8192
 STALE_TEMP_SECONDS = 600
+# Entries of a shard directory that mtqa writes; --overwrite deletes these and nothing else.
+# (``_work``: translate's per-shard checkpoints; ``_dedup_plan.json``: filter's saved plan.)
+OWN_ENTRIES = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR, "_work", "_dedup_plan.json")
 
 
 def shard_name(index: int) -> str:
@@ -63,6 +66,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; a shared volume needs the umask's mode
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -81,7 +85,10 @@ def write_arrow(path: Path, table: pa.Table) -> tuple[int, str]:
     """Atomically write ``table`` as an Arrow IPC stream; return (rows, sha256)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
     try:
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=RECORD_BATCH_ROWS)
@@ -110,12 +117,6 @@ def merge_stats(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any
         else:
             total[key] = value
     return total
-
-
-def _store_entry(name: str) -> bool:
-    """Names a shard store writes itself; a sibling task's claim in progress is not foreign."""
-    own = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR)
-    return name in own or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def fingerprint(stage: str, params: Mapping[str, Any], inputs: list[Mapping[str, Any]]) -> str:
@@ -186,6 +187,12 @@ class ShardWriter:
         node[leaf] = node.get(leaf, 0) + n
 
     def commit(self) -> dict[str, Any]:
+        # Two tasks that own the same shard (a requeued array task beside its orphan, a rerun
+        # beside a run) write it one after the other, never into each other's temp files.
+        with FileLock(self.store.root / DONE_DIR / f".{self.name}.lock"):
+            return self._commit()
+
+    def _commit(self) -> dict[str, Any]:
         store = self.store
         store._remove_temp_files(self.name)
         self._flush_rows()
@@ -225,64 +232,80 @@ class ShardStore:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> ShardStore:
-        """Open a finalized directory for reading (its manifest says stage and schema)."""
+    def open(cls, root: str | os.PathLike[str], check: bool = True) -> ShardStore:
+        """Open a finalized directory for reading (its manifest says stage and schema).
+
+        The manifest's shape, its totals and the files on disk are checked against each other
+        (a directory listing, no data read): a missing, unlisted or extra shard is an error.
+        ``check=False`` (``mtqa validate``) leaves that to :meth:`validate`, which lists it all.
+        Every data file is then checked as it is read (:meth:`read`).
+        """
         root = Path(root)
         path = root / MANIFEST
+        if not root.is_dir():
+            why = "it is a file" if root.exists() else "no such directory"
+            raise ShardStoreError(f"{root}: not a finished mtqa shard directory: {why}")
         if not path.is_file():
             hint = " (the stage did not finish: rerun it to resume)" if (root / RUN_FILE).is_file() else ""
             raise ShardStoreError(f"{root}: not a finished mtqa shard directory: no {MANIFEST}{hint}")
         try:
             manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ShardStoreError(f"{path}: unreadable manifest: {exc}") from exc
+        shape = manifest_shape_problems(manifest)
+        if shape:
+            raise ShardStoreError(f"{path}: not a valid mtqa manifest: {shape[0]}")
         schema = SCHEMAS.get(manifest.get("schema", ""))
         if schema is None:
             raise ShardStoreError(f"{path}: unknown schema {manifest.get('schema')!r}")
         store = cls(root, manifest.get("stage", "?"), schema)
         store._manifest = manifest
+        if check:
+            problems = store.consistency_problems()
+            if problems:
+                more = f" (and {len(problems) - 1} more; mtqa validate lists them)" if len(problems) > 1 else ""
+                raise ShardStoreError(f"{root}: {problems[0]}{more}")
         return store
 
     def begin(self, params: Mapping[str, Any], inputs: list[Mapping[str, Any]], overwrite: bool = False) -> None:
         """Claim the directory for this stage+params+inputs, or resume an earlier identical run.
 
         A directory made with other params or inputs is refused (unless ``overwrite``), so a
-        resumed run can never mix shards of two different configurations.
+        resumed run can never mix shards of two different configurations; a directory mtqa did
+        not make is refused always. The claim is shared by the job-array tasks of one
+        configuration and held until :meth:`finish` (or the process ends): see ``mt_qa/outdir.py``.
         """
         run_file = self.root / RUN_FILE
         fp = fingerprint(self.stage, params, list(inputs))
-        if run_file.is_file():
+
+        def same_run() -> bool:
             try:
-                earlier = json.loads(run_file.read_text())
-            except json.JSONDecodeError:
-                earlier = {}
-            if earlier.get("fingerprint") != fp:
-                # With no shard finished there is nothing to lose: the new run simply takes over.
-                if not overwrite and self.done_shards():
-                    raise ShardStoreError(
-                        f"{self.root} holds output of a different run (stage {earlier.get('stage')!r}, other "
-                        "params or inputs); use a new output directory or --overwrite"
-                    )
-                self.clear()
-        elif self.root.exists() and any(not _store_entry(p.name) for p in self.root.iterdir()):
-            if not overwrite:
-                raise ShardStoreError(f"{self.root} exists and is not an mtqa shard directory; use --overwrite")
-            self.clear()
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            run_file,
-            {
-                "stage": self.stage,
-                "schema": schema_name(self.schema),
-                "params": dict(params),
-                "inputs": list(inputs),
-                "fingerprint": fp,
-            },
-        )
+                return json.loads(run_file.read_text()).get("fingerprint") == fp
+            except (OSError, ValueError, AttributeError):
+                return False
+
+        def write_claim() -> None:
+            atomic_write_json(run_file, {"stage": self.stage, "schema": schema_name(self.schema),
+                                         "params": dict(params), "inputs": list(inputs), "fingerprint": fp})
+
+        self.release()
+        self._hold: OutputHold | None = claim_output(
+            self.root, markers=(RUN_FILE, MANIFEST), same_run=same_run, overwrite=overwrite,
+            # With no shard finished there is nothing to lose: the new run simply takes over.
+            may_replace=lambda: not self.done_shards(), clear=self.clear, write_claim=write_claim,
+            shared=True, what="shard directory", error=ShardStoreError, claim_files=(RUN_FILE,))
+
+    def release(self) -> None:
+        """Give up this process's claim (the kernel does it too when the process ends)."""
+        hold = getattr(self, "_hold", None)
+        if hold is not None:
+            hold.release()
+            self._hold = None
 
     def clear(self) -> None:
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        """Delete what a shard store writes (and nothing else the directory may hold)."""
+        if self.root.is_dir():
+            remove_entries(self.root, OWN_ENTRIES)
 
     # ----------------------------------------------------------------- writing
     def is_done(self, name: str) -> bool:
@@ -315,6 +338,7 @@ class ShardStore:
     def finish(self, names: list[str], this_task: int, done_now: int | None = None) -> dict[str, Any]:
         """finalize() and the result fields every sharded stage reports (``print_summary`` reads them)."""
         manifest = self.finalize(expected=names)
+        self.release()
         result: dict[str, Any] = {"out": str(self.root), "shards": len(names), "shards_this_task": this_task}
         if done_now is not None:
             result["shards_done_now"] = done_now
@@ -393,10 +417,54 @@ class ShardStore:
                 out.append(self.root / rel)
         return out
 
+    def read(self, path: str | os.PathLike[str], columns: list[str] | None = None) -> pa.Table:
+        """Read one of this store's files, checked against the manifest (sha256 and rows) first.
+
+        The checksum is one streaming read of the file (the page cache then serves the memory
+        map); each file is checked once per store object. A corrupted or edited file is an
+        error here, before any of its rows reaches a later stage.
+        """
+        path = Path(path)
+        try:
+            rel = path.relative_to(self.root).as_posix()
+        except ValueError:
+            raise ShardStoreError(f"{path} is not a file of {self.root}") from None
+        info = self._file_info().get(rel)
+        if info is None:
+            raise ShardStoreError(f"{self.root}: {rel} is not listed in the manifest")
+        checked = self.__dict__.setdefault("_checked", set())
+        if rel not in checked:
+            try:
+                digest = sha256_file(path)
+            except OSError as exc:
+                raise ShardStoreError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+            if digest != info["sha256"]:
+                raise ShardStoreError(f"{path}: sha256 {digest[:12]}… does not match the manifest's "
+                                      f"{info['sha256'][:12]}… (the file was changed after it was written; "
+                                      "rerun the stage that made it)")
+        try:
+            table = read_arrow(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise ShardStoreError(f"{path}: unreadable Arrow stream: {exc}") from exc
+        if table.num_rows != info["rows"]:
+            raise ShardStoreError(f"{path}: {table.num_rows} rows, the manifest says {info['rows']}")
+        schema = REJECT_SCHEMA if info.get("rejects") else self.schema
+        missing = [c for c in (columns or schema.names) if c not in table.column_names]
+        if missing:
+            raise ShardStoreError(f"{path}: no column(s) {', '.join(missing)} (schema {schema_name(self.schema)!r})")
+        checked.add(rel)
+        return table.select(columns) if columns is not None else table
+
+    def _file_info(self) -> dict[str, dict[str, Any]]:
+        if "_files" not in self.__dict__:
+            self._files = {rel: info for shard in self.manifest["shards"].values()
+                           for rel, info in shard["files"].items()}
+        return self._files
+
     def table(self, lang: str | None = None, shard: str | None = None, columns: list[str] | None = None) -> pa.Table:
         """All rows (of a language / shard), memory-mapped, in a stable order."""
         schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
-        tables = [read_arrow(path, columns) for path in self.files(lang=lang, shard=shard)]
+        tables = [self.read(path, columns) for path in self.files(lang=lang, shard=shard)]
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def iter_tables(self, lang: str | None = None) -> Iterator[tuple[str, pa.Table]]:
@@ -404,10 +472,10 @@ class ShardStore:
         for name in self.shard_names():
             paths = self.files(lang=lang, shard=name)
             if paths:
-                yield name, pa.concat_tables([read_arrow(p) for p in paths])
+                yield name, pa.concat_tables([self.read(p) for p in paths])
 
     def rejects(self) -> pa.Table:
-        tables = [read_arrow(path) for path in self.files(rejects=True)]
+        tables = [self.read(path) for path in self.files(rejects=True)]
         return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
 
     def input_ref(self) -> dict[str, Any]:
@@ -415,9 +483,42 @@ class ShardStore:
         return {"path": str(self.root), "stage": self.stage, "manifest_sha256": sha256_file(self.root / MANIFEST)}
 
     # ----------------------------------------------------------------- checking
+    def consistency_problems(self) -> list[str]:
+        """The manifest against itself and the directory listing: no data is read."""
+        problems: list[str] = []
+        manifest = self.manifest
+        listed: set[str] = set()
+        rows = rejects = 0
+        for name, shard in sorted(manifest["shards"].items()):
+            for rel, info in sorted(shard["files"].items()):
+                listed.add(rel)
+                if not _inside_store(rel):
+                    problems.append(f"manifest lists {rel!r}, a path outside data/ and rejects/")
+                elif not (self.root / rel).is_file():
+                    problems.append(f"{rel}: missing (shard {name} of the manifest)")
+                if info.get("rejects"):
+                    rejects += info["rows"]
+                else:
+                    rows += info["rows"]
+        on_disk = {p.relative_to(self.root).as_posix() for d in (DATA_DIR, REJECTS_DIR)
+                   for p in (self.root / d).rglob("*.arrow")}
+        for rel in sorted(on_disk - listed):
+            problems.append(f"{rel}: on disk but not listed in the manifest (an edited manifest, or files of "
+                            "another run)")
+        done = {p.stem for p in (self.root / DONE_DIR).glob("*.json")}
+        for name in sorted(done - set(manifest["shards"])):
+            problems.append(f"shard {name} is finished ({DONE_DIR}/{name}.json) but not in the manifest")
+        totals = manifest["totals"]
+        if totals.get("rows") != rows or totals.get("rejects") != rejects:
+            problems.append(f"manifest totals say {totals.get('rows')} rows and {totals.get('rejects')} rejects, "
+                            f"its shards list {rows} and {rejects}")
+        return problems
+
     def validate(self, check_records: bool = True) -> list[str]:
         """Re-check every file against the manifest (rows, sha256) and the schema."""
-        problems: list[str] = []
+        # Missing and unlisted files are found by the loops below too; the rest is added here.
+        problems = [p for p in self.consistency_problems() if "not listed in the manifest" not in p
+                    and "missing (shard" not in p]
         manifest = self.manifest
         listed: set[str] = set()
         check_ids = check_records and schema_name(self.schema) == "qa"
@@ -427,6 +528,8 @@ class ShardStore:
             for rel, info in sorted(shard["files"].items()):
                 listed.add(rel)
                 path = self.root / rel
+                if not _inside_store(rel):
+                    continue
                 if not path.is_file():
                     problems.append(f"{rel}: missing (shard {name})")
                     continue
@@ -461,6 +564,36 @@ class ShardStore:
         if duplicate_ids:
             problems.append(f"duplicate ids across shards: {', '.join(duplicate_ids[:3])}")
         return problems
+
+
+def _inside_store(rel: str) -> bool:
+    parts = Path(rel).parts
+    return (not Path(rel).is_absolute() and len(parts) >= 2 and parts[0] in (DATA_DIR, REJECTS_DIR)
+            and ".." not in parts and rel.endswith(".arrow"))
+
+
+def manifest_shape_problems(manifest: Any) -> list[str]:
+    """What a manifest lacks that readers index into (so an edited one is an error, not a KeyError)."""
+    if not isinstance(manifest, dict):
+        return ["not a JSON object"]
+    problems = [f"no {key!r}" for key in ("stage", "schema", "shards", "totals") if key not in manifest]
+    if problems:
+        return problems
+    if not isinstance(manifest["shards"], dict):
+        return ["'shards' is not an object"]
+    totals = manifest["totals"]
+    if not isinstance(totals, dict) or not isinstance(totals.get("rows_by_lang", {}), dict):
+        return ["'totals' is not an object with 'rows_by_lang'"]
+    for name, shard in manifest["shards"].items():
+        if not isinstance(shard, dict) or not isinstance(shard.get("files"), dict):
+            return [f"shard {name!r} has no 'files' object"]
+        if not isinstance(shard.get("stats", {}), dict):
+            return [f"shard {name!r}: 'stats' is not an object"]
+        for rel, info in shard["files"].items():
+            if (not isinstance(info, dict) or not isinstance(info.get("rows"), int)
+                    or not isinstance(info.get("sha256"), str)):
+                return [f"shard {name!r}: file {rel!r} needs integer 'rows' and a 'sha256'"]
+    return []
 
 
 def task_shards(names: list[str], num_tasks: int = 1, task_index: int = 0) -> list[str]:

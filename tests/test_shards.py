@@ -109,7 +109,7 @@ def test_validate_finds_damage(tmp_path, damage):
         manifest["shards"]["part-00000"]["files"]["data/en/part-00000.arrow"]["rows"] = 99
         (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
         expected = "manifest says 99"
-    problems = ShardStore.open(tmp_path / "s").validate()
+    problems = ShardStore.open(tmp_path / "s", check=False).validate()
     assert any(expected in p for p in problems), problems
 
 
@@ -169,3 +169,73 @@ def test_redoing_a_shard_removes_its_abandoned_temp_files(tmp_path):
     w.add(rows(1))
     w.commit()
     assert not any(p.exists() for p in litter) and other.exists()
+
+
+# ----------------------------------------------------------------------------- inputs checked as read
+
+
+def _edit_letters(path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def test_a_changed_data_file_is_refused_when_read(tmp_path):
+    write_store(tmp_path / "s")
+    path = tmp_path / "s" / "data" / "en" / "part-00000.arrow"
+    _edit_letters(path, b"passage 1.", b"PASSAGE 1.")  # same length: a valid Arrow file with other text
+    store = ShardStore.open(tmp_path / "s")  # the listing is fine ...
+    with pytest.raises(ShardStoreError, match="part-00000.arrow: sha256 .* does not match"):
+        store.table()  # ... but the file is checked before a row of it is used
+    with pytest.raises(ShardStoreError, match="does not match"):
+        list(store.iter_tables())
+
+
+def test_a_shard_missing_from_the_manifest_is_refused(tmp_path):
+    write_store(tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    del manifest["shards"]["part-00001"]
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardStoreError, match="not listed in the manifest"):
+        ShardStore.open(tmp_path / "s")
+
+
+def test_a_listed_file_that_is_gone_is_refused(tmp_path):
+    write_store(tmp_path / "s")
+    (tmp_path / "s" / "data" / "de" / "part-00001.arrow").unlink()
+    with pytest.raises(ShardStoreError, match="missing"):
+        ShardStore.open(tmp_path / "s")
+
+
+@pytest.mark.parametrize("edit", ["no_shards", "files_not_object", "rows_not_int", "not_object", "path_escapes"])
+def test_an_edited_manifest_is_a_store_error_not_a_crash(tmp_path, edit):
+    write_store(tmp_path / "s")
+    path = tmp_path / "s" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    files = manifest["shards"]["part-00000"]["files"]
+    if edit == "no_shards":
+        del manifest["shards"]
+    elif edit == "files_not_object":
+        manifest["shards"]["part-00000"]["files"] = []
+    elif edit == "rows_not_int":
+        files["data/en/part-00000.arrow"]["rows"] = "3"
+    elif edit == "not_object":
+        manifest = [manifest]
+    else:
+        files["../../etc/passwd"] = files.pop("data/en/part-00000.arrow")
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ShardStoreError):
+        ShardStore.open(tmp_path / "s")
+
+
+def test_a_file_with_a_matching_checksum_but_broken_arrow_is_a_store_error(tmp_path):
+    write_store(tmp_path / "s")
+    path = tmp_path / "s" / "data" / "en" / "part-00000.arrow"
+    path.write_bytes(b"not arrow at all")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    from mt_qa.shards import sha256_file
+
+    manifest["shards"]["part-00000"]["files"]["data/en/part-00000.arrow"]["sha256"] = sha256_file(path)
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardStoreError, match="unreadable Arrow stream"):
+        ShardStore.open(tmp_path / "s").table()

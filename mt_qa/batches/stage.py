@@ -25,6 +25,8 @@ from mt_qa.batches.groups import GroupIndex, load_groups, open_qa_store
 from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives
 from mt_qa.batches.samplers import STRATEGIES, XX, XY, EpochPlan, make_sampler, plan_epoch
 from mt_qa.errors import MtqaError
+from mt_qa.languages import UnknownLanguageError
+from mt_qa.languages import resolve as resolve_language
 from mt_qa.records import BATCH_SCHEMA
 from mt_qa.shards import ShardStore, ShardWriter, sha256_file, shard_name, task_shards
 
@@ -170,10 +172,27 @@ class BuildBatchesStage:
             "passage count once per batch). Use a smaller --batch-size or more data"
         )
 
+    def _check_langs(self, stores: list[Any]) -> None:
+        """--langs must name languages the inputs hold: an unknown or absent one is the user's typo,
+        not a dataset with "no usable rows"."""
+        if not self.langs:
+            return
+        present = sorted({lang for store in stores for lang in store.languages()})
+        for lang in self.langs:
+            if lang not in present:
+                try:
+                    code = resolve_language(lang).code
+                except UnknownLanguageError as exc:
+                    raise MtqaError(f"--langs: {exc}") from None
+                hint = f" (write it as {code!r})" if code in present else ""
+                raise MtqaError(f"--langs: no rows in language {lang!r} in the inputs{hint}; they hold "
+                                f"{', '.join(present) or 'no rows'}")
+
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         stores = [open_qa_store(p) for p in self.inputs]
+        self._check_langs(stores)
         excluded = read_group_ids(self.exclude_groups_file) if self.exclude_groups_file else None
         index = load_groups(stores, self.langs, excluded)
         train_groups, dev_groups = index.split_by_passage(self.dev_fraction)

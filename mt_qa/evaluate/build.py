@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.lareqa import sentence_of
+from mt_qa.outdir import claim_output
 from mt_qa.sentences import split_sentences
 from mt_qa.shards import ShardStore, atomic_write_bytes, atomic_write_json, fingerprint
 
@@ -103,22 +104,22 @@ class BuildLareqa:
                 "titles": self.titles, "seed": self.seed}
 
     def _claim_output(self, fp: str) -> None:
+        """Claim and lock --out (``mt_qa/outdir.py``); --overwrite replaces only a build-lareqa directory."""
         build = self.out / BUILD_FILE
-        if build.is_file():
+
+        def same_run() -> bool:
             try:
-                earlier = json.loads(build.read_text()).get("fingerprint")
-            except json.JSONDecodeError:
-                earlier = None
-            if earlier != fp and not self.overwrite:
-                raise MtqaError(f"{self.out} holds a benchmark built with other params or input; "
-                                "use a new output directory or --overwrite")
-        elif self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
-            raise MtqaError(f"{self.out} exists and is not a build-lareqa directory; use --overwrite")
-        if self.overwrite and self.out.exists():
+                return json.loads(build.read_text()).get("fingerprint") == fp
+            except (OSError, ValueError, AttributeError):
+                return False
+
+        def clear() -> None:
             for path in self.out.iterdir():
-                if path.is_file() and (path.suffix in (".json", ".txt")):
+                if path.is_file() and path.suffix in (".json", ".txt"):
                     path.unlink()
-        self.out.mkdir(parents=True, exist_ok=True)
+
+        self._hold = claim_output(self.out, markers=(BUILD_FILE,), same_run=same_run, overwrite=self.overwrite,
+                                  clear=clear, what="build-lareqa directory")
 
     def _rows(self) -> list[dict[str, Any]]:
         table = self.src.table(columns=COLUMNS)
@@ -255,6 +256,7 @@ class BuildLareqa:
             "stats": dict(sorted(stats.items())),
         }
         atomic_write_json(self.out / BUILD_FILE, summary)
+        self._hold.release()
         return {"out": str(self.out), **summary}
 
     def _select(self, order: list[str], eligible: list[str]) -> list[str]:

@@ -57,7 +57,9 @@ def encoder_options(prefixes: bool = True) -> Any:
 
 def _encoder(kw: dict[str, Any]):
     from mt_qa.evaluate.encode import Encoder
+    from mt_qa.torchdevice import check_device
 
+    check_device(kw["device"])
     return Encoder(kw["model"], device=kw["device"], batch_size=kw["batch_size"], max_length=kw["max_length"],
                    normalize=not kw["no_normalize"], cache_dir=False if kw["no_cache"] else kw["cache_dir"],
                    progress=not kw["quiet"])
@@ -68,18 +70,22 @@ def _sources(data: tuple[str, ...]) -> list[str]:
 
 
 def _claim(out: Path, kind: str, identity: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to replace a report of another model/data unless --overwrite."""
+    """Claim and lock --out (``mt_qa/outdir.py``): a report of another model/data is replaced only
+    with --overwrite, a directory that is not an mtqa report never."""
+    from mt_qa.outdir import claim_output
+
     path = out / REPORT
-    if path.is_file() and not overwrite:
+
+    def same_run() -> bool:
         try:
             old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        old_identity = {"kind": old.get("kind"), "model": old.get("model", {}).get("content_sha256"),
-                        "sources": sorted(str(b.get("source")) for b in old.get("benchmarks", {}).values())}
-        if old_identity != identity:
-            raise MtqaError(f"{out} holds a {old.get('kind')} report of another model or data; "
-                            "use a new --out or --overwrite")
+            return {"kind": old.get("kind"), "model": old.get("model", {}).get("content_sha256"),
+                    "sources": sorted(str(b.get("source")) for b in old.get("benchmarks", {}).values())} == identity
+        except (OSError, ValueError, AttributeError, TypeError):
+            return False
+
+    claim_output(out, markers=(REPORT,), same_run=same_run, overwrite=overwrite, what=f"{kind} report directory",
+                 overwrite_hint="--overwrite (a report of another model or data)")
 
 
 @click.group()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mt_qa.errors import MtqaError
+from mt_qa.outdir import file_mode
 from mt_qa.shards import atomic_write_bytes, atomic_write_json
 
 REPORT = "report.json"
@@ -120,10 +121,14 @@ def pyplot():
 
 def save_figure(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    # A ``.tmp`` name, like every other mtqa temp file, so a killed run's one is cleaned on the next.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -50,6 +50,8 @@ def _read_lines(path: Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if not lines:
+        raise MtqaError(f"{path}: empty file (no sentences)")
     for n, line in enumerate(lines, 1):
         if not line.strip():
             raise MtqaError(f"{path}: line {n}: empty sentence")

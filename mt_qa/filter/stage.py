@@ -48,7 +48,7 @@ from mt_qa.filter.langid import (
     normalize_code,
 )
 from mt_qa.records import QA_SCHEMA
-from mt_qa.shards import ShardStore, read_arrow, task_shards
+from mt_qa.shards import ShardStore, task_shards
 
 PLAN_FILE = "_dedup_plan.json"
 GROUP_SOURCE_REJECTED = "group_source_rejected"
@@ -214,7 +214,7 @@ class FilterStage:
             if dedup is not None:
                 dedup.new_shard()
             for file in src.files(shard=name):
-                table = read_arrow(file, columns)
+                table = src.read(file, columns)
                 self._check_groups(table["group_id"].to_pylist(), name, group_shard)
                 if dedup is not None:
                     cols = [table[c].to_pylist() for c in ("id", "lang", "question", "passage")]
@@ -301,7 +301,7 @@ class FilterStage:
                       bar: tqdm | None) -> dict[str, dict[str, int]]:
         """Filter one shard and commit it; returns {lang: {rows_in, rows_out, <reason>: n}}."""
         paths = src.files(shard=name)
-        tables = [read_arrow(p) for p in paths]
+        tables = [src.read(p) for p in paths]
         table = pa.concat_tables(tables) if tables else QA_SCHEMA.empty_table()
         # Where each row came from, for the reject records: (file, row in that file).
         where = [(rel, r) for rel, t in zip([p.relative_to(src.root).as_posix() for p in paths], tables, strict=True)
@@ -377,6 +377,9 @@ _WORKER: tuple[FilterStage, ShardStore, list[Check]] | None = None
 
 def _init_worker(src_dir: str, out_dir: str, config: dict[str, Any]) -> None:
     global _WORKER
+    from mt_qa.run.task import set_parent_death_signal
+
+    set_parent_death_signal()  # a killed filter task takes its pool with it
     config["skip"] = tuple(config["skip"])
     stage = FilterStage(src_dir, out_dir, FilterConfig(**config), progress=False)
     src = stage._open_source()

@@ -23,7 +23,8 @@ from mt_qa.run.runner import PipelineRunner
     help="Override a pipeline value, e.g. --set run_dir=runs/x --set steps.train.options.max-steps=10.",
 )
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--workers", type=int, default=None, help="Parallel tasks for sharded steps (default: CPU cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Parallel tasks for sharded steps (default: CPU cores).")
 @click.option("--ray-address", default=None, help="Ray cluster address (default: start or join a local one).")
 @click.option("--gpus-per-task", type=float, default=0.0, show_default=True, help="GPUs each Ray task asks for.")
 @click.option("--only", multiple=True, help="Run only these steps (repeatable).")

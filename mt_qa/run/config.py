@@ -146,13 +146,31 @@ def _resolve(value: Any, context: dict[str, Any], where: str, deps: set[str]) ->
     return value
 
 
+# Names the run directory uses itself: a step of that name would write into them.
+RESERVED_STEP_NAMES = frozenset({"logs", "_steps", "pipeline.json", "run.json"})
+
+
+def check_step_name(name: str, where: str) -> None:
+    """A step name becomes ``<run_dir>/<name>``, which ``overwrite`` may replace: it must be one plain
+    path component (no ``.``/``..``, no separator, no hidden name) and not one the run directory uses."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) or name in (".", ".."):
+        raise PipelineError(f"{where}: step name {name!r} must be letters, digits, '.', '_' or '-', starting "
+                            "with a letter, digit or '_' (it names the step's directory)")
+    if name in RESERVED_STEP_NAMES:
+        raise PipelineError(f"{where}: step name {name!r} is used by the run directory itself; choose another")
+
+
 def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pipeline:
     """Read, override, resolve and validate a pipeline file."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise PipelineError(f"{path}: pipeline file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read the pipeline file: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list) or not doc["steps"]:
@@ -177,8 +195,7 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
         if unknown:
             raise PipelineError(f"{where}: unknown keys {sorted(unknown)}")
         name, stage = str(raw["name"]), str(raw["stage"])
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            raise PipelineError(f"{where}: step name {name!r} must be letters, digits, '.', '_' or '-'")
+        check_step_name(name, where)
         if name in context["steps"]:
             raise PipelineError(f"{where}: step name {name!r} is used twice")
         if stage.split()[0] not in STAGES:

@@ -8,14 +8,17 @@ each its own memory ceiling.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mt_qa.errors import MtqaError
 from mt_qa.run.progress import ConsoleProgress, LogPump, attempt_header
+from mt_qa.run.task import PARENT_ENV
 
 
 @dataclass
@@ -44,7 +47,7 @@ class LocalExecutor:
     streams_output = True  # run() takes progress=: the runner shows the tasks' progress bars
 
     def __init__(self, workers: int | None = None):
-        self.workers = workers or default_workers()
+        self.workers = check_workers(workers) or default_workers()
 
     def tasks_for(self, sharded: bool) -> int:
         return self.workers if sharded else 1
@@ -54,32 +57,55 @@ class LocalExecutor:
         """Run the tasks; each one's output goes through a pipe into its log (and to ``progress``)."""
         log_dir.mkdir(parents=True, exist_ok=True)
         threads = max(1, default_workers() // len(argvs))
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MTQA_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MTQA_THREADS": str(threads),
+               PARENT_ENV: str(os.getpid())}
         procs = []
-        for i, argv in enumerate(argvs):
-            log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
-            fh = open(log, "ab")  # noqa: SIM115 - closed below, after the process ends
-            fh.write(attempt_header(argv).encode())
-            fh.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "mt_qa.cli", *argv], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=env)  # fmt: skip
-            pump = LogPump(proc.stdout, fh, progress.callback(i) if progress else None)
-            pump.start()
-            procs.append((i, proc, fh, log, pump))
         results = []
         try:
+            for i, argv in enumerate(argvs):
+                log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
+                fh = open(log, "ab")  # noqa: SIM115 - closed below, after the process ends
+                fh.write(attempt_header(argv).encode())
+                fh.flush()
+                # mt_qa.run.task: the worker gets SIGTERM from the kernel if this process dies.
+                proc = subprocess.Popen([sys.executable, "-m", "mt_qa.run.task", *argv], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                pump = LogPump(proc.stdout, fh, progress.callback(i) if progress else None)
+                pump.start()
+                procs.append((i, proc, fh, log, pump))
             for i, proc, fh, log, pump in procs:
                 code = proc.wait()
                 pump.join()
                 fh.close()
                 results.append(TaskResult(i, code, log))
         except BaseException:
-            for _, proc, fh, _, pump in procs:
-                proc.kill()
+            stop_processes([proc for _, proc, _, _, _ in procs])
+            for _, _, fh, _, pump in procs:
                 pump.join(timeout=5)
                 fh.close()
             raise
         return results
+
+
+def check_workers(workers: int | None) -> int | None:
+    if workers is not None and workers < 1:
+        raise MtqaError(f"--workers must be at least 1, not {workers}")
+    return workers
+
+
+def stop_processes(procs: list[subprocess.Popen], grace: float = 5.0) -> None:
+    """SIGTERM every live worker, then SIGKILL whatever is still there after ``grace`` seconds."""
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in live:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class RayExecutor:
@@ -100,7 +126,7 @@ class RayExecutor:
             import ray  # noqa: F401
         except ImportError as exc:
             raise MtqaError("the ray executor needs Ray: pip install 'mtqa[ray]'") from exc
-        self.workers = workers or default_workers()
+        self.workers = check_workers(workers) or default_workers()
         self.address = address
         self.num_gpus = num_gpus_per_task
         self.num_cpus = num_cpus_per_task

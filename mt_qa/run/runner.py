@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +15,12 @@ from typing import Any
 
 from rich.console import Console
 
+from mt_qa.outdir import LOCK_FILES, check_writable_dir, is_temp
 from mt_qa.run.config import Pipeline, Step, option_args
 from mt_qa.run.executors import LocalExecutor, RayExecutor, StepFailed, TaskResult
 from mt_qa.run.lock import RunLock
 from mt_qa.run.progress import ConsoleProgress, attempt_tail
-from mt_qa.shards import atomic_write_json
+from mt_qa.shards import atomic_write_json, sha256_file
 
 STEP_MARKERS = "_steps"
 LOGS = "logs"
@@ -34,8 +38,10 @@ class PipelineRunner:
     """Plans each step as task command lines and runs them through an executor.
 
     A step that exits 0 gets a marker ``<run_dir>/_steps/<name>.json`` holding the fingerprint of
-    its command lines; a rerun skips a step whose marker matches and reruns one whose options
-    changed (the stage then resumes its own completed shards, or refuses a directory made with
+    its command lines *and of the content of its inputs* (files by sha256, shard stores by their
+    manifest's sha256), and a digest of the output it left. A rerun skips a step only when both
+    still match, so an input edited in place, changed options, or a deleted/changed output make
+    it run again (the stage then resumes its own completed shards, or refuses a directory made with
     other params). A killed step has no marker and is simply run again: the stages' own shard
     markers make that a resume, not a redo.
     """
@@ -48,6 +54,7 @@ class PipelineRunner:
         self.echo = echo
         self.progress = progress  # show each running task's progress (ConsoleProgress on `console`)
         self.console = console
+        self._hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
 
     def _base_argv(self, step: Step, quiet: bool = True) -> list[str]:
         argv = [*step.command, *step.args, *option_args(step.options)]
@@ -81,11 +88,29 @@ class PipelineRunner:
             if self.only and step.name not in self.only:
                 continue
             argvs = self.task_argvs(step)
-            fp = hashlib.sha256(json.dumps(argvs).encode()).hexdigest()
-            marker = self.pipeline.run_dir / STEP_MARKERS / f"{step.name}.json"
-            done = marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp
-            planned.append(PlannedStep(step, argvs, fp, done))
+            fp = self.step_fingerprint(step, argvs)
+            planned.append(PlannedStep(step, argvs, fp, self._is_done(step, fp)))
         return planned
+
+    def step_fingerprint(self, step: Step, argvs: list[list[str]]) -> str:
+        """The step's command lines and the content of every input they name (files by sha256,
+        shard stores by their manifest's sha256): an input changed in place makes the step run again."""
+        inputs = {path: content_digest(Path(path), self._hashes) for path in step_inputs(step, self.pipeline)}
+        return hashlib.sha256(json.dumps({"argvs": argvs, "inputs": inputs}, sort_keys=True).encode()).hexdigest()
+
+    def _is_done(self, step: Step, fp: str) -> bool:
+        """Done: the marker's fingerprint matches and the output is still the one the step wrote."""
+        marker = self.pipeline.run_dir / STEP_MARKERS / f"{step.name}.json"
+        try:
+            recorded = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(recorded, dict) or recorded.get("fingerprint") != fp:
+            return False
+        if step.out_option is None:
+            return True
+        output = output_digest(self.pipeline.out_dir(step))
+        return output is not None and recorded.get("output") == output
 
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name} ({self.pipeline.source}) -> {self.pipeline.run_dir}",
@@ -101,10 +126,15 @@ class PipelineRunner:
         run_dir = self.pipeline.run_dir
         summary: dict[str, Any] = {"pipeline": self.pipeline.name, "run_dir": str(run_dir), "steps": []}
         started = time.perf_counter()
-        with RunLock(run_dir):
+        check_writable_dir(run_dir, "run_dir")
+        with RunLock(run_dir), _terminate_raises():
+            _remove_own_temp_files(run_dir)
             atomic_write_json(run_dir / "pipeline.json", {"source": self.pipeline.source, "config": self.pipeline.raw})
             for planned in self.plan():
                 step = planned.step
+                # Inputs are hashed again now: an earlier step of this run may just have written them.
+                planned.fingerprint = self.step_fingerprint(step, planned.argvs)
+                planned.done = self._is_done(step, planned.fingerprint)
                 if planned.done:
                     self.echo(f"[{step.name}] done earlier, skipped")
                     summary["steps"].append({"name": step.name, "status": "skipped", "seconds": 0})
@@ -122,7 +152,8 @@ class PipelineRunner:
                                      f"logs: {logs}\n{tail}{hint}")  # fmt: skip
                 atomic_write_json(
                     run_dir / STEP_MARKERS / f"{step.name}.json",
-                    {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds},
+                    {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds,
+                     "output": output_digest(self.pipeline.out_dir(step)) if step.out_option else None},
                 )
                 self.echo(f"[{step.name}] finished in {seconds}s")
                 summary["steps"].append({"name": step.name, "status": "ran", "seconds": seconds,
@@ -148,3 +179,98 @@ def _rows(out: Path) -> int | None:
         return json.loads(manifest.read_text()).get("totals", {}).get("rows")
     return None
 
+
+def step_inputs(step: Step, pipeline: Pipeline) -> list[str]:
+    """Paths among a step's arguments and option values (``lang=path`` too) that exist, less its own output."""
+    own = pipeline.out_dir(step).resolve() if step.out_option else None
+    values: list[str] = list(step.args)
+    for key, value in step.options.items():
+        if _written_option(key):
+            continue
+        values += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    found: list[str] = []
+    for value in values:
+        for candidate in (value, value.partition("=")[2]):
+            if not candidate or len(candidate) > 4096:
+                continue
+            path = Path(candidate)
+            with contextlib.suppress(OSError, ValueError):
+                if path.exists() and path.resolve() != own and candidate not in found:
+                    found.append(candidate)
+                    break
+    return found
+
+
+def _written_option(key: str) -> bool:
+    """Options naming what a step writes (``--dev-out``) or a cache it fills (``--cache``, ``--cache-dir``):
+    not inputs, and hashing them would make every step look changed after it ran."""
+    name = key.replace("_", "-").lower()
+    return "cache" in name or name.endswith("out")
+
+
+def content_digest(path: Path, cache: dict[tuple[str, int, int], str] | None = None) -> str:
+    """sha256 of a file; of a shard store's manifest; for other directories (a model, a benchmark)
+    the hash of its listing with sizes and modification times (hashing a model's weights on every
+    plan would cost more than most steps)."""
+    if path.is_dir():
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            return "manifest:" + content_digest(manifest, cache)
+        return "listing:" + _listing_digest(path)
+    stat = path.stat()
+    if not path.is_file():
+        return f"special:{stat.st_mode:o}"  # a FIFO or device: reading it to hash it would hang or consume it
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if cache is not None and key in cache:
+        return cache[key]
+    digest = sha256_file(path)
+    if cache is not None:
+        cache[key] = digest
+    return digest
+
+
+def output_digest(out: Path) -> str | None:
+    """What a step left in its directory, or None when there is nothing (never "done" then)."""
+    if not out.is_dir():
+        return None
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        return "manifest:" + sha256_file(manifest)
+    if (out / "_run.json").is_file():
+        return None  # a shard store without its manifest is unfinished
+    if not any(p.name not in LOCK_FILES for p in out.iterdir()):
+        return None
+    return "listing:" + _listing_digest(out)
+
+
+def _listing_digest(root: Path) -> str:
+    entries = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in LOCK_FILES and not is_temp(p.name):
+            stat = p.stat()
+            entries.append([p.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def _remove_own_temp_files(run_dir: Path) -> None:
+    """Temp files of a killed write of pipeline.json, run.json or a step marker (the run lock is held)."""
+    for path in [*run_dir.glob(".*.tmp"), *(run_dir / STEP_MARKERS).glob(".*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _terminate_raises():
+    """SIGTERM (a scheduler's cancel, ``kill``) unwinds like Ctrl-C, so the executor stops its workers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -60,8 +60,10 @@ def train(quiet: bool, no_negatives: bool, **options) -> None:
       mtqa train --batches runs/demo/batches --model intfloat/multilingual-e5-small --out runs/demo/model
       torchrun --nproc-per-node 4 -m mt_qa.cli train --batches ... --model ... --out ... --precision bf16
     """
+    from mt_qa.torchdevice import check_device
     from mt_qa.train.trainer import BiEncoderTrainer, TrainConfig
 
+    check_device(options.get("device"))
     config = TrainConfig(**options, use_negatives=not no_negatives, progress=not quiet)
     result = BiEncoderTrainer(config).train()
     if result.get("world_size", 1) > 1 and not _is_main():

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from mt_qa.errors import MtqaError, ShardStoreError
-from mt_qa.shards import ShardStore, read_arrow
+from mt_qa.shards import ShardStore
 
 COLUMNS = ["batch_id", "batch_type", "position", "query_lang", "passage_lang", "query", "positive", "negative"]
 
@@ -105,7 +105,7 @@ class BatchSource:
             if step + shard.batches <= start:
                 step += shard.batches
                 continue
-            table = read_arrow(shard.path, COLUMNS)
+            table = self.store.read(shard.path, COLUMNS)
             bounds = _batch_bounds(table, shard)
             for lo, hi in bounds:
                 if step >= start:

@@ -35,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from mt_qa.errors import MtqaError
+from mt_qa.outdir import claim_output, has_entries
 from mt_qa.shards import atomic_write_bytes, atomic_write_json, sha256_file
 from mt_qa.train import PRECISIONS
 from mt_qa.train.card import model_card
@@ -301,6 +302,9 @@ class BiEncoderTrainer:
 
     def _prepare_out(self, env: DistEnv) -> list[Path]:
         cfg = self.config
+        if env.is_main:
+            self._claim_out()
+        env.barrier()
         finished = (self.out / SUMMARY_FILE).is_file()
         ckpts = checkpoint_dirs(self.ckpt_root)
         if cfg.overwrite and not cfg.resume:
@@ -317,9 +321,15 @@ class BiEncoderTrainer:
         if ckpts and not cfg.resume:
             raise MtqaError(f"{self.out} holds checkpoints of an unfinished run (last: {ckpts[-1].name}); pass "
                             "--resume to continue it or --overwrite to start over")
-        if self.out.exists() and not ckpts and not finished and any(self.out.iterdir()) and not cfg.resume:
+        if not ckpts and not finished and has_entries(self.out) and not cfg.resume:
             raise MtqaError(f"{self.out} exists and is not empty; use another --out or --overwrite")
         return ckpts
+
+    def _claim_out(self) -> None:
+        """Lock --out for this run and refuse a directory mtqa train did not make (``mt_qa/outdir.py``);
+        whether to resume, refuse or start over is decided by ``_prepare_out``."""
+        self._hold = claim_output(self.out, markers=(SUMMARY_FILE, CHECKPOINTS, LOG_FILE), same_run=lambda: True,
+                                  what="train output directory")
 
     def _train(self, env: DistEnv, device: torch.device) -> dict[str, Any]:
         cfg = self.config
@@ -364,10 +374,7 @@ class BiEncoderTrainer:
 
         state = TrainState(fingerprint=fingerprint)
         if ckpts:
-            state = load_checkpoint(ckpts[-1], env.rank, model, optimizer, scheduler, scaler, device)
-            if state.fingerprint != fingerprint:
-                raise MtqaError(f"{ckpts[-1]} was made with other settings, data or number of processes; resume "
-                                "with the same ones, or start over with --overwrite")
+            state = load_checkpoint(ckpts[-1], env.rank, model, optimizer, scheduler, scaler, device, fingerprint)
         else:
             env.broadcast_parameters(model)
         if env.is_main:

@@ -65,7 +65,7 @@ def test_mtqa_train_under_torchrun_matches_one_process(small_batches, no_dropout
     for x, y in zip(a, b, strict=True):
         assert x[2] == pytest.approx(y[2], abs=1e-4), (x, y)
     ckpt = tmp_path / "ddp" / "checkpoints" / "step-00000002"
-    assert (ckpt / "rng-rank0.pt").is_file() and (ckpt / "rng-rank1.pt").is_file()
+    assert (ckpt / "rng-rank0.json").is_file() and (ckpt / "rng-rank1.json").is_file()
     from sentence_transformers import SentenceTransformer
 
     assert SentenceTransformer(str(tmp_path / "ddp"), device="cpu").encode(["query: x"]).shape[1] == 32
