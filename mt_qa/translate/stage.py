@@ -43,6 +43,7 @@ from mt_qa.records import QA_SCHEMA, qa_id
 from mt_qa.shards import ShardStore, ShardWriter, task_shards
 from mt_qa.translate.cache import Translation, TranslationCache, segment_key
 from mt_qa.translate.models import DEFAULT_MODEL, ModelInfo, cache_root, resolve_model
+from mt_qa.translate.models import _lock as model_lock
 from mt_qa.translate.segment import SourcePlan, normalize, plan_row, reassemble
 from mt_qa.translate.translator import DecodeOptions, NllbTranslator, resolve_compute_type, resolve_device
 from mt_qa.translate.vocab_map import AGREEMENT_THRESHOLD, Agreement, VocabMap
@@ -250,20 +251,21 @@ class TranslateStage:
             vmap.require(codes)
             return vmap
         directory = auto_map_dir(self.model)
-        vmap = (VocabMap.load(directory, self.model.sha256) if (directory / "vocab_map.json").is_file()
-                else VocabMap(self.model.sha256))
-        missing = [code for code in codes if code not in vmap.langs]
-        if missing:
-            translator = self._translator(device, compute_type, None)
-            try:
-                segments = input_segments(self.input_dir, translator.tokenizer, self.options.max_input_tokens,
-                                          limit=self.calibrate_segments)
-                for code in missing:
-                    calibrate(translator, segments, code, vmap, f"calibration: first {len(segments)} segments of "
-                                                                f"{self.input_dir}")
-            finally:
-                translator.close()
-            vmap.save(directory)
+        with model_lock(directory):  # job-array tasks starting together calibrate once
+            vmap = (VocabMap.load(directory, self.model.sha256) if (directory / "vocab_map.json").is_file()
+                    else VocabMap(self.model.sha256))
+            missing = [code for code in codes if code not in vmap.langs]
+            if missing:
+                translator = self._translator(device, compute_type, None)
+                try:
+                    segments = input_segments(self.input_dir, translator.tokenizer, self.options.max_input_tokens,
+                                              limit=self.calibrate_segments)
+                    for code in missing:
+                        calibrate(translator, segments, code, vmap, f"calibration: first {len(segments)} segments "
+                                                                    f"of {self.input_dir}")
+                finally:
+                    translator.close()
+                vmap.save(directory)
         return vmap
 
     def check_vocab_map(self, segments: int, threshold: float = AGREEMENT_THRESHOLD,
@@ -312,7 +314,8 @@ class TranslateStage:
         finally:
             translator.close()
         if self.vocab_map_spec == "auto":
-            vmap.save(auto_map_dir(self.model))
+            with model_lock(auto_map_dir(self.model)):
+                vmap.save(auto_map_dir(self.model))
         assert vmap.path is not None
         write_check(vmap.path, results, threshold, {"model": self.model.manifest_ref(), "rounds": rounds,
                                                     "beam_size": self.options.beam_size,

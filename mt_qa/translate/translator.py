@@ -287,13 +287,13 @@ class NllbTranslator:
         for lang in list(self._engines):
             self._drop(lang)
 
-    def output_vocabulary(self, lang: str) -> int:
-        """Size of the output layer decoding into ``lang`` (before a batch's source copies)."""
-        if self.vocab_map is None:
+    def output_vocabulary(self, lang: str | None) -> int:
+        """Size of the output layer decoding into ``lang`` (None: no map) before a batch's source copies."""
+        if self.vocab_map is None or lang is None:
             return len(self.vocabulary_list)
         return len(self.vocab_map.candidates(lang, self.vocabulary_list))
 
-    def max_batch_segments(self, lang: str) -> int | None:
+    def max_batch_segments(self, lang: str | None) -> int | None:
         """Segments per batch that fit ``max_batch_memory_mib``: the beam x output-vocabulary logits dominate.
 
         Measured on the NLLB-600M shape: ~7.5 MB per segment at beam 2 with the full 256k
@@ -358,7 +358,7 @@ class NllbTranslator:
         for lang in sorted(parts, key=lambda key: key != resident):
             indices = parts[lang]
             engine = self._engine(lang)
-            max_count = self.max_batch_segments(lang or tgt_langs[indices[0]]) if indices else None
+            max_count = self.max_batch_segments(lang)
             lengths = [len(pieces[i]) + 2 for i in indices]
             caps = [cap_for(len(pieces[i])) for i in indices]
             submitted = []

@@ -117,9 +117,8 @@ def vocab_map_cmd(model_spec, out, samples, min_count, calibrate_dir, langs, seg
       mtqa model vocab-map models/nllb-600m-int8 -o maps/nllb-600m --sample deu_Latn=de.txt
       mtqa model vocab-map models/nllb-600m-int8 -o maps/nllb-600m --calibrate runs/collect --langs de,ar
     """
+    from mt_qa.translate.models import _lock as model_lock
     from mt_qa.translate.models import resolve_model
-    from mt_qa.translate.translator import DecodeOptions, NllbTranslator
-    from mt_qa.translate.vocab_map import calibrate, input_segments, read_sample, sample_tokens
 
     parsed = _parse_samples(samples)
     if not parsed and not calibrate_dir:
@@ -131,6 +130,15 @@ def vocab_map_cmd(model_spec, out, samples, min_count, calibrate_dir, langs, seg
     cal_langs = [lang.flores for lang in parse_langs(langs)] if calibrate_dir else []
     info = resolve_model(model_spec, "int8", [code for code, _ in parsed] + cal_langs, model_cache)
     out_dir = Path(out)
+    with model_lock(out_dir):
+        _build(out_dir, info, parsed, min_count, calibrate_dir, cal_langs, segments, beam_size, device, compute_type)
+
+
+def _build(out_dir: Path, info: Any, parsed: list[tuple[str, Path]], min_count: int, calibrate_dir: str | None,
+           cal_langs: list[str], segments: int, beam_size: int, device: str, compute_type: str) -> None:
+    from mt_qa.translate.translator import DecodeOptions, NllbTranslator
+    from mt_qa.translate.vocab_map import calibrate, input_segments, read_sample, sample_tokens
+
     if (out_dir / META_FILE).is_file():
         vmap = VocabMap.load(out_dir, info.sha256)
     elif out_dir.exists() and any(out_dir.iterdir()):
