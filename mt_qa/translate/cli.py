@@ -18,6 +18,7 @@ from mt_qa.translate.models import (
 )
 from mt_qa.translate.stage import TranslateStage, default_cache_path, describe, summary_rows
 from mt_qa.translate.translator import DEVICES, HARD_MAX_DECODING, DecodeOptions
+from mt_qa.translate.vocab_map_cli import parse_device_index, print_check, vocab_map_cmd, vocab_map_options
 
 _DEFAULTS = DecodeOptions()
 
@@ -62,12 +63,14 @@ _DEFAULTS = DecodeOptions()
                    "rejects/ as replaced_by_mt). Default: keep the imported row and skip translation.")
 @click.option("--model-cache", type=click.Path(file_okay=False),
               help="Where converted models are kept [default: $MTQA_CACHE_DIR/models or ~/.cache/mtqa/models].")
+@vocab_map_options
 @array_options
 @common_output_options
 def translate(input_dir, langs, out, model, quantization, device, compute_type, beam_size, inter_threads,
               intra_threads, max_batch_tokens, max_input_tokens, max_length_ratio, max_length_slack,
               repetition_penalty, no_repeat_ngram_size, cache_path, no_cache, checkpoint_every, retranslate_imported,
-              model_cache, num_shards, shard_index, overwrite, quiet):
+              model_cache, vocab_map, calibrate_segments, check_vocab_map, check_threshold, device_index,
+              max_batch_memory, num_shards, shard_index, overwrite, quiet):
     """Translate QA shards (from collect) into more languages with NLLB-200 through CTranslate2.
 
     English rows pass through (origin=source), and each target language gets one row per group
@@ -88,8 +91,12 @@ def translate(input_dir, langs, out, model, quantization, device, compute_type, 
         inter_threads=inter_threads, intra_threads=intra_threads, max_batch_tokens=max_batch_tokens, cache=cache,
         checkpoint_every=checkpoint_every, retranslate_imported=retranslate_imported, quantization=quantization,
         model_cache=model_cache, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
-        progress=not quiet,
+        progress=not quiet, vocab_map=vocab_map, calibrate_segments=calibrate_segments,
+        device_index=parse_device_index(device_index), max_batch_memory_mib=max_batch_memory,
     )
+    if check_vocab_map:
+        print_check(stage.check_vocab_map(check_vocab_map, check_threshold))
+        return
     result = stage.run()
     print_summary("translate", result,
                   ["lang", "mt rows", "kept existing", "rejected", "unique seg.", "cached", "translated"],
@@ -135,3 +142,6 @@ def info_cmd(directory, langs):
     info = load_model_info(path, codes)
     click.echo(f"id: {info.id}\nsha256: {info.sha256}\nquantization: {info.quantization or 'unknown'}\n"
                f"path: {info.path}")
+
+
+model.add_command(vocab_map_cmd)

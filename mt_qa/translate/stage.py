@@ -43,8 +43,10 @@ from mt_qa.records import QA_SCHEMA, qa_id
 from mt_qa.shards import ShardStore, ShardWriter, task_shards
 from mt_qa.translate.cache import Translation, TranslationCache, segment_key
 from mt_qa.translate.models import DEFAULT_MODEL, ModelInfo, cache_root, resolve_model
+from mt_qa.translate.models import _lock as model_lock
 from mt_qa.translate.segment import SourcePlan, normalize, plan_row, reassemble
 from mt_qa.translate.translator import DecodeOptions, NllbTranslator, resolve_compute_type, resolve_device
+from mt_qa.translate.vocab_map import AGREEMENT_THRESHOLD, Agreement, VocabMap
 
 WORK_DIR = "_work"  # per-shard checkpoint databases when no shared cache is used
 
@@ -155,6 +157,10 @@ class TranslateStage:
         overwrite: bool = False,
         progress: bool = True,
         on_checkpoint: Callable[[str, int, int], None] | None = None,
+        vocab_map: str | Path | None = "none",
+        calibrate_segments: int = 1000,
+        device_index: int | list[int] = 0,
+        max_batch_memory_mib: float | None = None,
     ):
         if isinstance(langs, str):
             self.langs = parse_langs(langs)
@@ -185,6 +191,13 @@ class TranslateStage:
         self.overwrite = overwrite
         self.progress = progress
         self.on_checkpoint = on_checkpoint
+        self.vocab_map_spec = None if vocab_map in (None, "", "none") else str(vocab_map)
+        if calibrate_segments < 1:
+            raise MtqaError("--calibrate-segments must be at least 1")
+        self.calibrate_segments = calibrate_segments
+        self.device_index = device_index
+        self.max_batch_memory_mib = max_batch_memory_mib
+        self.vocab_map: VocabMap | None = None
         self.store = ShardStore(out, "translate", QA_SCHEMA)
         self.translator: NllbTranslator | None = None
         self.model: ModelInfo | None = None
@@ -198,7 +211,10 @@ class TranslateStage:
         return src
 
     def params(self, compute_type: str) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {}
+        if self.vocab_map is not None:  # only then: manifests of runs without a map stay as they were
+            extra["vocab_map"] = {lang.flores: self.vocab_map.digest(lang.flores) for lang in self.langs}
+        return extra | {
             "langs": [lang.flores for lang in self.langs],
             "model": self.model.manifest_ref() if self.model else None,
             "compute_type": compute_type,
@@ -210,6 +226,105 @@ class TranslateStage:
         assert self.model is not None
         return {"model_sha256": self.model.sha256, "compute_type": compute_type, **self.options.as_dict()}
 
+    def _open_cache(self, path: Path, compute_type: str) -> TranslationCache | _MapCaches:
+        if self.vocab_map is None:
+            return TranslationCache(path, self.cache_settings(compute_type))
+        return _MapCaches(path, self.cache_settings(compute_type), self.vocab_map)
+
+    def _translator(self, device: str, compute_type: str, vocab_map: VocabMap | None) -> NllbTranslator:
+        assert self.model is not None
+        return NllbTranslator(
+            self.model, device=device, compute_type=compute_type, inter_threads=self.inter_threads,
+            intra_threads=self.intra_threads, options=self.options, max_batch_tokens=self.max_batch_tokens,
+            vocab_map=vocab_map, device_index=self.device_index, max_batch_memory_mib=self.max_batch_memory_mib)
+
+    def _resolve_vocab_map(self, device: str, compute_type: str) -> VocabMap | None:
+        """``--vocab-map``: none, a directory made by `mtqa model vocab-map`, or auto (found or calibrated)."""
+        from mt_qa.translate.vocab_map import auto_map_dir, calibrate, input_segments
+
+        assert self.model is not None
+        if self.vocab_map_spec is None:
+            return None
+        codes = [lang.flores for lang in self.langs]
+        if self.vocab_map_spec != "auto":
+            vmap = VocabMap.load(self.vocab_map_spec, self.model.sha256)
+            vmap.require(codes)
+            return vmap
+        directory = auto_map_dir(self.model)
+        with model_lock(directory):  # job-array tasks starting together calibrate once
+            vmap = (VocabMap.load(directory, self.model.sha256) if (directory / "vocab_map.json").is_file()
+                    else VocabMap(self.model.sha256))
+            missing = [code for code in codes if code not in vmap.langs]
+            if missing:
+                translator = self._translator(device, compute_type, None)
+                try:
+                    segments = input_segments(self.input_dir, translator.tokenizer, self.options.max_input_tokens,
+                                              limit=self.calibrate_segments)
+                    for code in missing:
+                        calibrate(translator, segments, code, vmap, f"calibration: first {len(segments)} segments "
+                                                                    f"of {self.input_dir}")
+                finally:
+                    translator.close()
+                vmap.save(directory)
+        return vmap
+
+    def check_vocab_map(self, segments: int, threshold: float = AGREEMENT_THRESHOLD,
+                        max_rounds: int = 5) -> dict[str, Any]:
+        """``--check-vocab-map N``: N held-out segments decoded with and without the map, per language.
+
+        With ``--vocab-map auto`` a language below ``threshold`` is enlarged with the
+        unrestricted outputs' pieces and checked again on the next N held-out segments, up to
+        ``max_rounds`` times; the enlarged map is saved. Nothing is translated into the output.
+        The result is also written to the map's ``check.json``.
+        """
+        from mt_qa.translate.vocab_map import auto_map_dir, check, input_segments, write_check
+
+        if self.vocab_map_spec is None:
+            raise MtqaError("--check-vocab-map needs --vocab-map auto or DIR")
+        if segments < 1:
+            raise MtqaError("--check-vocab-map N: N must be at least 1")
+        self._open_input()
+        device = resolve_device(self.device)
+        compute_type = resolve_compute_type(device, self.compute_type)
+        self.model = resolve_model(self.model_spec, self.quantization, [lang.flores for lang in self.langs],
+                                   self.model_cache)
+        vmap = self._resolve_vocab_map(device, compute_type)
+        assert vmap is not None
+        translator = self._translator(device, compute_type, vmap)
+        translator.max_engines = 2  # plain and mapped side by side
+        skip = self.calibrate_segments if self.vocab_map_spec == "auto" else 0
+        results: dict[str, Agreement] = {}
+        rounds: dict[str, int] = {}
+        try:
+            for lang in self.langs:
+                code, offset = lang.flores, skip
+                for round_ in range(1, max_rounds + 1):
+                    held_out = input_segments(self.input_dir, translator.tokenizer, self.options.max_input_tokens,
+                                              skip=offset, limit=segments)
+                    if not held_out:
+                        raise MtqaError(f"{self.input_dir}: no held-out segments left after {offset} (calibration "
+                                        "and earlier rounds): use a smaller N or more input")
+                    result, produced = check(translator, held_out, code)
+                    results[code], rounds[code] = result, round_
+                    if result.passed(threshold) or self.vocab_map_spec != "auto" or round_ == max_rounds:
+                        break
+                    vmap.add(code, produced, f"enlarged: {len(held_out)} held-out segments after {offset}")
+                    translator.close()  # the map changed: reload its view
+                    offset += len(held_out)
+        finally:
+            translator.close()
+        if self.vocab_map_spec == "auto":
+            with model_lock(auto_map_dir(self.model)):
+                vmap.save(auto_map_dir(self.model))
+        assert vmap.path is not None
+        write_check(vmap.path, results, threshold, {"model": self.model.manifest_ref(), "rounds": rounds,
+                                                    "beam_size": self.options.beam_size,
+                                                    "compute_type": compute_type, "input": str(self.input_dir)})
+        return {"map": str(vmap.path), "threshold": threshold, "rounds": rounds,
+                "passed": all(r.passed(threshold) for r in results.values()),
+                "langs": {code: r.as_dict() | {"map_tokens": len(vmap.candidates(code, translator.vocabulary_list))}
+                          for code, r in results.items()}}
+
     # ------------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -218,6 +333,7 @@ class TranslateStage:
         compute_type = resolve_compute_type(device, self.compute_type)
         self.model = resolve_model(self.model_spec, self.quantization, [lang.flores for lang in self.langs],
                                    self.model_cache)
+        self.vocab_map = self._resolve_vocab_map(device, compute_type)
         self.store.begin(self.params(compute_type), [src.input_ref()], overwrite=self.overwrite)
         names = src.shard_names()
         mine = task_shards(names, self.num_tasks, self.task_index)
@@ -227,23 +343,24 @@ class TranslateStage:
         bar = tqdm(total=0, desc="translate", unit="seg", disable=not self.progress, dynamic_ncols=True)
         try:
             if todo:
-                self.translator = NllbTranslator(
-                    self.model, device=device, compute_type=compute_type, inter_threads=self.inter_threads,
-                    intra_threads=self.intra_threads, options=self.options, max_batch_tokens=self.max_batch_tokens)
+                self.translator = self._translator(device, compute_type, self.vocab_map)
                 if self.cache_path is not None:
-                    cache = TranslationCache(self.cache_path, self.cache_settings(compute_type))
+                    cache = self._open_cache(self.cache_path, compute_type)
             for name in todo:
                 self._run_shard(src, name, cache, counters, bar)
         finally:
             bar.close()
             if cache is not None:
                 cache.close()
+            if self.translator is not None:
+                self.translator.close()
         result = self.store.finish(names, len(mine), len(todo))
         seconds = time.perf_counter() - started
         return result | {
             "model": self.model.manifest_ref() | {"path": str(self.model.path)},
             "device": device,
             "compute_type": compute_type,
+            "vocab_map": str(self.vocab_map.path) if self.vocab_map is not None else None,
             "threads": (self.translator.inter_threads, self.translator.intra_threads) if self.translator else None,
             "cache": str(self.cache_path) if self.cache_path else None,
             "segments_translated": counters.segments_translated,
@@ -355,7 +472,7 @@ class TranslateStage:
                 jobs.append(_Job(row, plan, lang))
         return jobs, replaced
 
-    def _translate_items(self, name: str, items: list[_Item], cache: TranslationCache | None,
+    def _translate_items(self, name: str, items: list[_Item], cache: TranslationCache | _MapCaches | None,
                          counters: _RunCounters, bar: tqdm) -> dict[tuple[str, str, str], Translation]:
         """Cached translations plus new ones, translated and committed unit by unit."""
         assert self.translator is not None and self.model is not None
@@ -363,7 +480,7 @@ class TranslateStage:
         store = cache
         if store is None:
             path = self.store.root / WORK_DIR / f"{name}.sqlite"
-            store = TranslationCache(path, self.cache_settings(translator.compute_type))
+            store = self._open_cache(path, translator.compute_type)
         try:
             done: dict[tuple[str, str, str], Translation] = {}
             by_tgt: dict[str, list[_Item]] = {}
@@ -385,7 +502,11 @@ class TranslateStage:
                 return done
             pieces_of = dict(zip((item.text for item in missing),
                                  translator.tokenizer.encode([item.text for item in missing]), strict=True))
-            missing.sort(key=lambda item: (len(pieces_of[item.text]), item.first))
+            if self.vocab_map is None:
+                missing.sort(key=lambda item: (len(pieces_of[item.text]), item.first))
+            else:  # one language's map per engine load: units run language by language
+                order = {lang.flores: n for n, lang in enumerate(self.langs)}
+                missing.sort(key=lambda item: (order[item.tgt_lang], len(pieces_of[item.text]), item.first))
             bar.total += len(missing)
             bar.set_postfix_str(f"{name}, {hits} cached", refresh=False)
             bar.refresh()
@@ -457,6 +578,37 @@ class TranslateStage:
             "mt_length_ratio": round(tgt_tokens / src_tokens, 4) if src_tokens else None,
             "mt_repetition": round(repetition, 4),
         }
+
+
+class _MapCaches:
+    """The translation cache when a vocabulary map is used: one cache config per target language.
+
+    A map changes what the model may output, so its sha256 joins the key, per language (adding
+    a language to a run, or enlarging one language's map, keeps the other languages' entries).
+    """
+
+    def __init__(self, path: Path, settings: dict[str, Any], vmap: VocabMap):
+        self.path, self.settings, self.vmap = path, settings, vmap
+        self._caches: dict[str, TranslationCache] = {}
+
+    def _for(self, lang: str) -> TranslationCache:
+        if lang not in self._caches:
+            self._caches[lang] = TranslationCache(self.path, self.settings | {"vocab_map": self.vmap.digest(lang)})
+        return self._caches[lang]
+
+    def get_many(self, lang: str, keys: list[bytes]) -> dict[bytes, Translation]:
+        return self._for(lang).get_many(lang, keys)
+
+    def put_many(self, entries: Any) -> None:
+        by_lang: dict[str, list[tuple[str, bytes, Translation]]] = {}
+        for lang, key, value in entries:
+            by_lang.setdefault(lang, []).append((lang, key, value))
+        for lang, rows in by_lang.items():
+            self._for(lang).put_many(rows)
+
+    def close(self) -> None:
+        for cache in self._caches.values():
+            cache.close()
 
 
 def summary_rows(result: dict[str, Any]) -> list[list[str]]:

@@ -30,6 +30,7 @@ from typing import Any
 from mt_qa.errors import MtqaError
 from mt_qa.translate.cache import Translation
 from mt_qa.translate.models import SPM_FILE, ModelError, ModelInfo, read_vocabulary
+from mt_qa.translate.vocab_map import ModelView, VocabMap
 
 DEVICES = ("auto", "cpu", "cuda")
 HARD_MAX_DECODING = 512  # NLLB's training length limit: longer outputs are loops, never translations
@@ -126,11 +127,27 @@ def default_threads(device: str, inter: int | None = None, intra: int | None = N
     return inter, intra
 
 
+def gpu_free_mib(index: int) -> float | None:
+    """Free memory of one GPU in MiB (nvidia-smi), or None when it cannot be read."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        query = ["nvidia-smi", f"--id={index}", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout
+        return float(out.strip().splitlines()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 def token_batches(lengths: Sequence[int], max_batch_tokens: int,
-                  groups: Sequence[int] | None = None) -> list[list[int]]:
+                  groups: Sequence[int] | None = None, max_count: int | None = None) -> list[list[int]]:
     """Indices grouped into length-sorted batches whose padded size (longest x count) fits the budget.
 
     ``groups`` (non-decreasing with length, e.g. the decoding cap) must not mix inside a batch.
+    ``max_count`` caps the segments per batch (memory grows with segments x beam x output vocabulary).
     Ties keep input order, so the same input always gives the same batches.
     """
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
@@ -139,7 +156,8 @@ def token_batches(lengths: Sequence[int], max_batch_tokens: int,
     for i in order:
         # Sorted ascending, so the newcomer is the longest: the padded size is its length x count.
         new_group = groups is not None and current and groups[i] != groups[current[0]]
-        if current and (new_group or lengths[i] * (len(current) + 1) > max_batch_tokens):
+        full = max_count is not None and len(current) >= max_count
+        if current and (new_group or full or lengths[i] * (len(current) + 1) > max_batch_tokens):
             batches.append(current)
             current = []
         current.append(i)
@@ -188,9 +206,10 @@ class NllbTranslator:
         intra_threads: int | None = None,
         options: DecodeOptions | None = None,
         max_batch_tokens: int = 4096,
+        vocab_map: VocabMap | None = None,
+        device_index: int | Sequence[int] = 0,
+        max_batch_memory_mib: float | None = None,
     ):
-        import ctranslate2
-
         self.model = model
         self.options = options or DecodeOptions()
         self.options.check()
@@ -201,18 +220,90 @@ class NllbTranslator:
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(self.device, compute_type)
         self.inter_threads, self.intra_threads = default_threads(self.device, inter_threads, intra_threads)
+        self.device_index = list(device_index) if isinstance(device_index, Sequence) else [device_index]
+        if not self.device_index or any(i < 0 for i in self.device_index):
+            raise MtqaError("--device-index takes GPU numbers >= 0, e.g. 0 or 0,1")
         vocabulary = read_vocabulary(model.path)
+        self.vocabulary_list = vocabulary
         self.vocabulary = frozenset(vocabulary)
+        self.vocab_map = vocab_map
+        if max_batch_memory_mib is not None and max_batch_memory_mib <= 0:
+            raise MtqaError("--max-batch-memory must be > 0 MiB")
+        if max_batch_memory_mib is None and self.device == "cuda":
+            free = gpu_free_mib(self.device_index[0])
+            max_batch_memory_mib = free / 2 if free else None  # half: weights of other replicas, allocator slack
+        self.max_batch_memory_mib = max_batch_memory_mib
         self.tokenizer = SpmTokenizer(model.path / SPM_FILE, vocabulary)
         # Language tags and control tokens never belong inside a translation.
         self._suppress = [[tok] for tok in sorted(self.tokenizer.special)
                           if tok not in ("</s>", "<unk>") and not _MADEUP.match(tok)]
+        # Loaded CTranslate2 engines: None = the plain model, a FLORES code = that language's map view.
+        # One is resident at a time (two for a map check), so a map costs no extra model memory.
+        self._engines: dict[str | None, tuple[Any, ModelView | None]] = {}
+        self.max_engines = 1
+        if vocab_map is None:
+            self._engine(None)
+
+    # ------------------------------------------------------------------ engines
+    def _load(self, path: str) -> Any:
+        import ctranslate2
+
         try:
-            self._ct2 = ctranslate2.Translator(str(model.path), device=self.device, compute_type=self.compute_type,
-                                               inter_threads=self.inter_threads, intra_threads=self.intra_threads)
+            return ctranslate2.Translator(path, device=self.device, device_index=self.device_index,
+                                          compute_type=self.compute_type, inter_threads=self.inter_threads,
+                                          intra_threads=self.intra_threads)
         except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelError(f"{model.path}: CTranslate2 could not load the model on {self.device} "
+            raise ModelError(f"{self.model.path}: CTranslate2 could not load the model on {self.device} "
                              f"({self.compute_type}): {exc}") from exc
+
+    def _engine(self, lang: str | None) -> Any:
+        """The engine for plain decoding (None) or for one target language's vocabulary map."""
+        if lang in self._engines:
+            self._engines[lang] = self._engines.pop(lang)  # most recently used last
+            return self._engines[lang][0]
+        while len(self._engines) >= self.max_engines:
+            self._drop(next(iter(self._engines)))
+        view = None
+        if lang is None:
+            engine = self._load(str(self.model.path))
+        else:
+            assert self.vocab_map is not None
+            view = ModelView(self.model.path, self.vocab_map.vmap_text(lang, self.vocabulary_list), lang)
+            try:
+                engine = self._load(str(view.root))
+            except BaseException:
+                view.close()
+                raise
+        self._engines[lang] = (engine, view)
+        return engine
+
+    def _drop(self, lang: str | None) -> None:
+        engine, view = self._engines.pop(lang)
+        del engine
+        if view is not None:
+            view.close()
+
+    def close(self) -> None:
+        for lang in list(self._engines):
+            self._drop(lang)
+
+    def output_vocabulary(self, lang: str | None) -> int:
+        """Size of the output layer decoding into ``lang`` (None: no map) before a batch's source copies."""
+        if self.vocab_map is None or lang is None:
+            return len(self.vocabulary_list)
+        return len(self.vocab_map.candidates(lang, self.vocabulary_list))
+
+    def max_batch_segments(self, lang: str | None) -> int | None:
+        """Segments per batch that fit ``max_batch_memory_mib``: the beam x output-vocabulary logits dominate.
+
+        Measured on the NLLB-600M shape: ~7.5 MB per segment at beam 2 with the full 256k
+        vocabulary, i.e. about 3.7 float32 copies of each hypothesis's logits (scores,
+        log-softmax, top-k work space), plus the encoder/decoder states (~0.5 MB).
+        """
+        if not self.max_batch_memory_mib:
+            return None
+        per_segment = self.options.beam_size * self.output_vocabulary(lang) * 4 * 3.7 + 0.5 * 2**20
+        return max(1, int(self.max_batch_memory_mib * 2**20 // per_segment))
 
     def source_tokens(self, pieces: Sequence[str], src_lang: str) -> list[str]:
         """NLLB's source layout (Transformers' non-legacy NllbTokenizer): ``[lang] pieces </s>``."""
@@ -226,47 +317,89 @@ class NllbTranslator:
         max_decoding_length: Callable[[int], int] | None = None,
         min_decoding_length: Callable[[int], int] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        use_map: bool = True,
     ) -> list[tuple[list[str], int]]:
         """Raw decoding: (output tokens including the target tag, the cap used) per input, in order.
 
         ``max_decoding_length`` maps a source length to a generated-token bound (default: the
         guard); segments with different bounds never share a batch. ``min_decoding_length``
         maps a batch's longest source length to a floor (default 1). The benchmark forces both.
+        With a vocabulary map (and ``use_map``), batches hold one target language each and run
+        on that language's map.
         """
+        out = self.decode(pieces, src_langs, tgt_langs, max_decoding_length, min_decoding_length, on_batch,
+                          use_map=use_map)
+        return [(hyp, cap) for hyp, cap, _score in out]
+
+    def decode(
+        self,
+        pieces: Sequence[Sequence[str]],
+        src_langs: Sequence[str],
+        tgt_langs: Sequence[str],
+        max_decoding_length: Callable[[int], int] | None = None,
+        min_decoding_length: Callable[[int], int] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        use_map: bool = True,
+        return_scores: bool = False,
+    ) -> list[tuple[list[str], int, float]]:
+        """:meth:`generate` plus each hypothesis's score (0.0 unless ``return_scores``)."""
         cap_for = max_decoding_length or self.options.max_decoding_length
         floor_for = min_decoding_length or (lambda _n: 1)
-        opts = self.options
-        lengths = [len(p) + 2 for p in pieces]
-        caps = [cap_for(len(p)) for p in pieces]
-        submitted = []
-        for batch in token_batches(lengths, self.max_batch_tokens, groups=caps):
-            longest = max(len(pieces[i]) for i in batch)
-            # One cap per batch (the groups guarantee it); CTranslate2 counts the forced target tag.
-            cap = caps[batch[-1]] + 1
-            futures = self._ct2.translate_batch(
-                [self.source_tokens(pieces[i], src_langs[i]) for i in batch],
-                [[tgt_langs[i]] for i in batch],
-                asynchronous=True,
-                # Our batches already fit the budget; CTranslate2's token batching is the backstop.
-                max_batch_size=self.max_batch_tokens,
-                batch_type="tokens",
-                beam_size=opts.beam_size,
-                max_input_length=0,
-                max_decoding_length=cap,
-                min_decoding_length=min(cap, floor_for(longest) + 1),
-                repetition_penalty=opts.repetition_penalty,
-                no_repeat_ngram_size=opts.no_repeat_ngram_size,
-                disable_unk=True,
-                suppress_sequences=self._suppress or None,
-            )
-            submitted.append((batch, futures, cap))
-        out: list[tuple[list[str], int]] = [([], 0)] * len(pieces)
-        for batch, futures, cap in submitted:
-            for i, future in zip(batch, futures, strict=True):
-                out[i] = (future.result().hypotheses[0], cap)
-            if on_batch is not None:
-                on_batch(len(batch))
+        mapped = use_map and self.vocab_map is not None
+        out: list[tuple[list[str], int, float]] = [([], 0, 0.0)] * len(pieces)
+        if mapped:
+            parts: dict[str | None, list[int]] = {}
+            for i, lang in enumerate(tgt_langs):
+                parts.setdefault(lang, []).append(i)
+        else:
+            parts = {None: list(range(len(pieces)))}
+        resident = next(reversed(self._engines), None) if self._engines else None
+        # The resident engine's language first: one model load fewer.
+        for lang in sorted(parts, key=lambda key: key != resident):
+            indices = parts[lang]
+            engine = self._engine(lang)
+            max_count = self.max_batch_segments(lang)
+            lengths = [len(pieces[i]) + 2 for i in indices]
+            caps = [cap_for(len(pieces[i])) for i in indices]
+            submitted = []
+            for local in token_batches(lengths, self.max_batch_tokens, groups=caps, max_count=max_count):
+                batch = [indices[j] for j in local]
+                longest = max(len(pieces[i]) for i in batch)
+                # One cap per batch (the groups guarantee it); CTranslate2 counts the forced target tag.
+                cap = caps[local[-1]] + 1
+                futures = self._submit(engine, [self.source_tokens(pieces[i], src_langs[i]) for i in batch],
+                                       [[tgt_langs[i]] for i in batch], cap, min(cap, floor_for(longest) + 1),
+                                       use_vmap=mapped, return_scores=return_scores)
+                submitted.append((batch, futures, cap))
+            for batch, futures, cap in submitted:
+                for i, future in zip(batch, futures, strict=True):
+                    result = future.result()
+                    out[i] = (result.hypotheses[0], cap, result.scores[0] if return_scores else 0.0)
+                if on_batch is not None:
+                    on_batch(len(batch))
         return out
+
+    def _submit(self, engine: Any, sources: list[list[str]], prefixes: list[list[str]], cap: int, floor: int,
+                use_vmap: bool, return_scores: bool) -> list[Any]:
+        opts = self.options
+        return engine.translate_batch(
+            sources,
+            prefixes,
+            asynchronous=True,
+            # Our batches already fit the budget; CTranslate2's token batching is the backstop.
+            max_batch_size=self.max_batch_tokens,
+            batch_type="tokens",
+            beam_size=opts.beam_size,
+            max_input_length=0,
+            max_decoding_length=cap,
+            min_decoding_length=floor,
+            repetition_penalty=opts.repetition_penalty,
+            no_repeat_ngram_size=opts.no_repeat_ngram_size,
+            disable_unk=True,
+            suppress_sequences=self._suppress or None,
+            use_vmap=use_vmap,
+            return_scores=return_scores,
+        )
 
     def translate_pieces(
         self,
