@@ -13,6 +13,7 @@ import click
 
 from mt_qa import __version__
 from mt_qa.errors import MtqaError
+from mt_qa.threads import apply_thread_budget
 
 # name -> (module:attribute, one-line help shown by `mtqa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -78,6 +79,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors (MtqaError) become one 'Error:' line and exit code 1."""
     try:
+        apply_thread_budget()
         cli.main(args=argv, prog_name="mtqa", standalone_mode=False)
     except MtqaError as exc:
         click.echo(f"Error: {exc}", err=True)

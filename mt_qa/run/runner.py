@@ -78,6 +78,12 @@ class PipelineRunner:
             planned.append(PlannedStep(step, argvs, fp, done))
         return planned
 
+    def mark_done(self, planned: PlannedStep, seconds: float) -> None:
+        """Write the step's completion marker (for a step finished outside :meth:`run`: a cluster
+        job's last task)."""
+        atomic_write_json(self.pipeline.run_dir / STEP_MARKERS / f"{planned.step.name}.json",
+                          {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds})  # fmt: skip
+
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name} ({self.pipeline.source}) -> {self.pipeline.run_dir}",
                  f"executor: {self.executor.name}, {self.executor.workers} worker(s)"]  # fmt: skip
