@@ -40,12 +40,14 @@ PIPE_NAME="$(sed -n '1s/^# pipeline \([^ ]*\) .*/\1/p' <<<"$PLAN")"
 STEPS=()
 while IFS=$'\t' read -r name _; do STEPS+=("$name"); done < <(grep -v '^#' <<<"$PLAN")
 
-# Jobs of this pipeline still in the queue: stuck ones are cancelled on --resume, others refuse.
+# Jobs of this pipeline still in the queue. Running ones, or ones pending for any reason but a
+# dependency, refuse. If none is left, those waiting on a dependency wait on a job that failed or
+# was cancelled: stuck for ever (DependencyNeverSatisfied); --resume cancels them.
 stuck=() active=()
 while IFS='|' read -r id jobname state reason; do
   for s in "${STEPS[@]}"; do
     [[ "$jobname" == "mtqa-$PIPE_NAME-$s" ]] || continue
-    if [[ "$reason" == DependencyNeverSatisfied ]]; then stuck+=("$id"); else active+=("$id ($jobname, $state)"); fi
+    if [[ "$state" == PENDING && "$reason" == Dependency* ]]; then stuck+=("$id"); else active+=("$id ($jobname, $state)"); fi
   done
 done < <(squeue -h -u "$(id -un)" -o '%i|%j|%T|%r' 2>/dev/null || true)
 if (( ${#active[@]} )); then
