@@ -22,12 +22,12 @@ PIPELINE="${1:?usage: pipeline.sh [--resume] PIPELINE.yaml [ARRAY_TASKS]}"
 TASKS="${2:-8}"
 [[ "$TASKS" =~ ^[1-9][0-9]*$ ]] || { echo "Error: ARRAY_TASKS must be a positive integer, not '$TASKS'" >&2; exit 2; }
 HERE="$(cd "$(dirname "$0")" && pwd)"
-command -v sbatch >/dev/null || { echo "Error: sbatch not found: run this on a Slurm login node" >&2; exit 1; }
 
 # The steps as mtqa sees them (fails here, non-zero, on a bad pipeline): a header, then
 # NAME KIND TASKS DONE DEPENDS CPUS MEM GPUS TIME per line.
 # shellcheck disable=SC2086  # MTQA_SET is a list of words
 PLAN="$(mtqa run "$PIPELINE" --list-steps --num-shards "$TASKS" ${MTQA_SET:-})"
+command -v sbatch >/dev/null || { echo "Error: sbatch not found: run this on a Slurm login node" >&2; exit 1; }
 
 node_cpus() { sinfo -h -o %c 2>/dev/null | tr -d '+' | sort -n | head -n 1; }
 node_gpus() { sinfo -h -o %G 2>/dev/null | grep -o 'gpu[^,(]*' | sed 's/.*://' | grep -E '^[0-9]+$' | sort -n | tail -n 1; }

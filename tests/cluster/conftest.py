@@ -104,7 +104,8 @@ def slurm() -> dict[str, str]:
     script = Path(__file__).with_name("setup_slurm.sh")
     out = subprocess.run(["bash", str(script), "start", str(state)], capture_output=True, text=True)
     if out.returncode != 0:
-        unavailable(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"setup_slurm.sh exited {out.returncode}")
+        lines = out.stderr.strip().splitlines()
+        unavailable(lines[-1] if lines else f"setup_slurm.sh exited {out.returncode}")
     env = engine_env(SLURM_CONF=str(state / "slurm.conf"))
     yield env
     subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True)

@@ -88,7 +88,8 @@ def test_cancelled_array_task_then_resume_finishes_the_chain(slurm, workdir, ref
     # The cancelled task fails the array; the jobs after it can never start (Slurm leaves them
     # pending as DependencyNeverSatisfied, or cancels them, depending on its DependencyParameters).
     def blocked(js):
-        return any(v.get("Reason") == "DependencyNeverSatisfied" for k, v in js.items() if k.split("_")[0] == ids["filter"])
+        filt = [v for k, v in js.items() if k.split("_")[0] == ids["filter"]]
+        return any(v.get("Reason") == "DependencyNeverSatisfied" for v in filt)
 
     stuck = wait_for(env, list(ids.values()), until=blocked)
     pending = [k for k, v in stuck.items() if v["JobState"] == "PENDING"]
