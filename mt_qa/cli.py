@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors (MtqaError) become one 'Error:' line and exit code 1."""
     try:
         apply_thread_budget()
-        cli.main(args=argv, prog_name="mtqa", standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a click.exceptions.Exit.
+        code = cli.main(args=argv, prog_name="mtqa", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            return code
     except MtqaError as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1

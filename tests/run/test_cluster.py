@@ -104,3 +104,12 @@ def test_sbatch_scripts_fix_no_resources_and_log_to_the_committed_logs_dir(scrip
     assert outputs and all(o.startswith("logs/") for o in outputs)
     tracked = subprocess.run(["git", "ls-files", "logs/.gitkeep"], cwd=ROOT, capture_output=True, text=True).stdout
     assert tracked.strip() == "logs/.gitkeep"
+
+
+def test_a_failed_step_task_exits_non_zero(tmp_path, squad_dir):
+    """Before: `mtqa run --step` printed the task's Error and exited 0, so Slurm marked the job
+    COMPLETED and started every job after it (afterok)."""
+    path = write_pipeline(tmp_path, squad_dir)
+    out = mtqa("run", str(path), "--step", "batches", "--num-shards", "1", "--shard-index", "0")
+    assert out.returncode != 0 and "Error" in out.stderr
+    assert not (tmp_path / "run" / "_steps" / "batches.json").exists()
