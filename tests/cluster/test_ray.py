@@ -17,7 +17,9 @@ pytestmark = pytest.mark.cluster
 
 def test_ray_job_submit_with_the_shipped_runtime_env(ray_head, workdir, reference):
     """`ray job submit --runtime-env manifests/ray/job.yaml -- ... mtqa run ... --executor ray`."""
-    entry = f"cd {workdir} && mtqa run pipe.yaml --executor ray --ray-address auto --workers 2"
+    # The head's own address, not `auto`: Ray hands jobs RAY_ADDRESS with loopback swapped for the
+    # host's interface address, and these tests stay on 127.0.0.1.
+    entry = f"cd {workdir} && mtqa run pipe.yaml --executor ray --ray-address {ray_head['address']} --workers 2"
     out = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", ray_head["dashboard"], "--runtime-env",
                           str(ROOT / "manifests" / "ray" / "job.yaml"), "--", "bash", "-c", entry],
                          env=ray_head["env"], capture_output=True, text=True, timeout=300)  # fmt: skip
