@@ -21,6 +21,10 @@ if [[ "$ACTION" == stop ]]; then
   for pidfile in "$DIR/slurmd.pid" "$DIR/slurmctld.pid"; do
     [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
+  # munged only if this script started it (a munged that was running already is left alone).
+  if [[ -f "$DIR/munged.started" && -f /run/munge/munged.pid ]]; then
+    kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+  fi
   exit 0
 fi
 
@@ -38,10 +42,14 @@ if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   chown munge:munge /etc/munge/munge.key && chmod 0400 /etc/munge/munge.key
   mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge /var/log/munge /var/lib/munge
   runuser -u munge -- /usr/sbin/munged || skip "munged did not start"
+  mkdir -p "$DIR" && touch "$DIR/munged.started"
   for _ in $(seq 50); do munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
   munge -n </dev/null | unmunge >/dev/null 2>&1 || skip "munge does not authenticate"
 fi
 
+for port in 16817 16818; do  # a Slurm (or anything) already there would answer in our stead
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then skip "127.0.0.1:$port is already in use"; fi
+done
 mkdir -p "$DIR/state" "$DIR/spool"
 NODE="$(hostname -s)"
 # What slurmd reads off this machine: CPUs, sockets, cores, threads, RealMemory.
