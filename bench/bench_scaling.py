@@ -199,6 +199,14 @@ def floors(out: Path) -> None:
             print("filter", tasks, res, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    # What any task costs before it does work: a fresh interpreter importing the stage.
+    startup = {}
+    for step, module in (("collect (SQuAD dev en + es)", "mt_qa.collect.stage"),
+                         ("filter (fastText, dedup on)", "mt_qa.filter.stage")):  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", f"import mt_qa.cli, {module}"], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        startup[step] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     load = os.getloadavg()
     lines = [
         "# Benchmark: serial floors of sharded steps",
@@ -206,16 +214,20 @@ def floors(out: Path) -> None:
         f"Command: `python bench/bench_scaling.py --floors`. Machine: {platform.machine()}, {os.cpu_count()} cores "
         f"(shared; load average {load[0]:.1f} at the end), Python {platform.python_version()}. Local executor; "
         "`task CPU s` = user + system time summed over the step's task processes; `ratio` = that sum over the "
-        "1-task sum (1.0 = the work splits; N = every task does all of it).",
+        "1-task sum (1.0 = the work splits; N = every task does all of it); `per extra task` = the growth per "
+        "added task less the `startup` CPU of one task process (a fresh interpreter importing the stage): the "
+        "work every task repeats.",
         "",
-        "| step | tasks | wall s | task CPU s | ratio | rows |",
-        "|---|---|---|---|---|---|",
+        "| step | tasks | wall s | task CPU s | ratio | startup CPU s | per extra task, less startup | rows |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base: dict[str, float] = {}
     for step, tasks, r in rows:
         base.setdefault(step, r["task_cpu_seconds"])
-        lines.append(f"| {step} | {tasks} | {r['seconds']:.1f} | {r['task_cpu_seconds']:.1f} | "
-                     f"{r['task_cpu_seconds'] / base[step]:.2f} | {r['rows']:,} |")  # fmt: skip
+        extra = "" if tasks == 1 else f"{(r['task_cpu_seconds'] - base[step]) / (tasks - 1) - startup[step]:.2f}"
+        cpu = r["task_cpu_seconds"]
+        lines.append(f"| {step} | {tasks} | {r['seconds']:.1f} | {cpu:.1f} | {cpu / base[step]:.2f} | "
+                     f"{startup[step]:.2f} | {extra} | {r['rows']:,} |")  # fmt: skip
     lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
