@@ -126,7 +126,10 @@ def ray_head() -> dict[str, str]:
     temp = Path(tempfile.mkdtemp(prefix="mtqa-ray-"))
     port, dash, agent, client = (_free_port() for _ in range(4))
     # A token of its own (Ray's token authentication), so no token elsewhere on the machine matters.
-    env = engine_env(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: a single-node cluster, where Ray keeps 127.0.0.1 as every
+    # process's node address instead of swapping loopback for the host's interface address.
+    env = engine_env(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+                     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")  # fmt: skip
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard", "true",
            "--dashboard-agent-listen-port", str(agent), "--ray-client-server-port", str(client),

@@ -17,14 +17,19 @@ pytestmark = pytest.mark.cluster
 
 def test_ray_job_submit_with_the_shipped_runtime_env(ray_head, workdir, reference):
     """`ray job submit --runtime-env manifests/ray/job.yaml -- ... mtqa run ... --executor ray`."""
-    # The head's own address, not `auto`: Ray hands jobs RAY_ADDRESS with loopback swapped for the
-    # host's interface address, and these tests stay on 127.0.0.1.
-    entry = f"cd {workdir} && mtqa run pipe.yaml --executor ray --ray-address {ray_head['address']} --workers 2"
+    entry = f"cd {workdir} && mtqa run pipe.yaml --executor ray --ray-address auto --workers 2"
     out = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", ray_head["dashboard"], "--runtime-env",
                           str(ROOT / "manifests" / "ray" / "job.yaml"), "--", "bash", "-c", entry],
                          env=ray_head["env"], capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert out.returncode == 0 and "succeeded" in out.stdout + out.stderr, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "succeeded" in text, text[-3000:]
     assert_same_outputs(workdir / "runs" / "tiny", reference)
+    # Loopback only: every address the job printed (RAY_ADDRESS, the dashboard) is 127.0.0.1.
+    addresses = set(re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", text))
+    assert addresses <= {"127.0.0.1"}, addresses
+    listed = subprocess.run([str(BIN / "ray"), "job", "list", "--address", ray_head["dashboard"]],
+                            env=ray_head["env"], capture_output=True, text=True).stdout  # fmt: skip
+    assert set(re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", listed)) <= {"127.0.0.1"}, listed[-2000:]
 
 
 def test_driver_elsewhere_than_ray_start_resolves_relative_paths(ray_head, workdir, reference):
