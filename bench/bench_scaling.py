@@ -69,8 +69,10 @@ def driver(spec: dict) -> dict:
     started = time.perf_counter()
     PipelineRunner(pipe, executor, echo=lambda m: None).run()
     seconds = time.perf_counter() - started
-    peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": seconds, "worker_peak_mib": peak_child if spec["executor"] == "local" else None}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_child = children.ru_maxrss / 1024
+    return {"seconds": seconds, "worker_peak_mib": peak_child if spec["executor"] == "local" else None,
+            "task_cpu_seconds": children.ru_utime + children.ru_stime}  # fmt: skip
 
 
 def run_config(tmp: Path, name: str, step: str, stage: str, args: list[str], options: dict, executor: str,
@@ -96,9 +98,16 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-translate", action="store_true")
     parser.add_argument("--skip-filter", action="store_true")
+    parser.add_argument("--floors", action="store_true",
+                        help="Only the serial floors: collect and filter (dedup on) at 1/2/4 tasks, CPU-seconds "
+                        "summed over tasks -> docs/benchmarks/scaling-floors.md")  # fmt: skip
     args = parser.parse_args()
     if args.driver:
         print(json.dumps(driver(json.loads(args.driver))))
+        return
+    if args.floors:
+        default = args.out == parser.get_default("out")
+        floors(ROOT / "docs" / "benchmarks" / "scaling-floors.md" if default else args.out)
         return
     tmp = Path(tempfile.mkdtemp(prefix="mtqa-scaling-"))
     rows: list[tuple[str, str, int, dict]] = []
@@ -162,6 +171,66 @@ def main() -> None:
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def floors(out: Path) -> None:
+    """Work that does not split across tasks: if every task of N reads every input (collect) or
+    rescans every row for the dedup plan (filter), the CPU-seconds summed over the tasks grow with
+    N instead of staying flat. Wall time on a machine with fewer cores than tasks says little;
+    the summed CPU time is the measure."""
+    tmp = Path(tempfile.mkdtemp(prefix="mtqa-floors-"))
+    rows = []
+    try:
+        collect_args = [str(SQUAD / "dev-v1.1.en.json.gz")]
+        collect_opts = {"parallel": [f"es={SQUAD / 'dev-v1.1.es.json.gz'}"], "shard-size": 1000}
+        qa = None
+        for tasks in (1, 2, 4):
+            res = run_config(tmp, f"collect-{tasks}", "collect", "collect", collect_args, collect_opts, "local", tasks)
+            rows.append(("collect (SQuAD dev en + es)", tasks, res))
+            print("collect", tasks, res, flush=True)
+            if tasks == 1:
+                qa = tmp / "qa"
+                shutil.copytree(tmp / "run-collect-1" / "collect", qa)
+        for tasks in (1, 2, 4):
+            opts = {"detector": "fasttext"}  # dedup on (exact + near-duplicate), the default
+            res = run_config(tmp, f"filter-{tasks}", "filter", "filter", [str(qa)], opts, "local", tasks)
+            rows.append(("filter (fastText, dedup on)", tasks, res))
+            print("filter", tasks, res, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # What any task costs before it does work: a fresh interpreter importing the stage.
+    startup = {}
+    for step, module in (("collect (SQuAD dev en + es)", "mt_qa.collect.stage"),
+                         ("filter (fastText, dedup on)", "mt_qa.filter.stage")):  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", f"import mt_qa.cli, {module}"], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        startup[step] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    load = os.getloadavg()
+    lines = [
+        "# Benchmark: serial floors of sharded steps",
+        "",
+        f"Command: `python bench/bench_scaling.py --floors`. Machine: {platform.machine()}, {os.cpu_count()} cores "
+        f"(shared; load average {load[0]:.1f} at the end), Python {platform.python_version()}. Local executor; "
+        "`task CPU s` = user + system time summed over the step's task processes; `ratio` = that sum over the "
+        "1-task sum (1.0 = the work splits; N = every task does all of it); `per extra task` = the growth per "
+        "added task less the `startup` CPU of one task process (a fresh interpreter importing the stage): the "
+        "work every task repeats.",
+        "",
+        "| step | tasks | wall s | task CPU s | ratio | startup CPU s | per extra task, less startup | rows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base: dict[str, float] = {}
+    for step, tasks, r in rows:
+        base.setdefault(step, r["task_cpu_seconds"])
+        extra = "" if tasks == 1 else f"{(r['task_cpu_seconds'] - base[step]) / (tasks - 1) - startup[step]:.2f}"
+        cpu = r["task_cpu_seconds"]
+        lines.append(f"| {step} | {tasks} | {r['seconds']:.1f} | {cpu:.1f} | {cpu / base[step]:.2f} | "
+                     f"{startup[step]:.2f} | {extra} | {r['rows']:,} |")  # fmt: skip
+    lines.append("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

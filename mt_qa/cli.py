@@ -13,6 +13,7 @@ import click
 
 from mt_qa import __version__
 from mt_qa.errors import MtqaError
+from mt_qa.threads import apply_thread_budget
 
 # name -> (module:attribute, one-line help shown by `mtqa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -78,7 +79,11 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors (MtqaError) become one 'Error:' line and exit code 1."""
     try:
-        cli.main(args=argv, prog_name="mtqa", standalone_mode=False)
+        apply_thread_budget()
+        # Without standalone mode click returns (not raises) the code of a click.exceptions.Exit.
+        code = cli.main(args=argv, prog_name="mtqa", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            return code
     except MtqaError as exc:
         click.echo(f"Error: {exc}", err=True)
         return 1

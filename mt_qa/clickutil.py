@@ -16,7 +16,7 @@ from mt_qa.errors import MtqaError
 ARRAY_ENV = (
     ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"),
     ("JOB_COMPLETION_INDEX", "MTQA_NUM_SHARDS"),  # Kubernetes Indexed Job; count from our own env
-)
+)  # resolve_array_task reads them; MTQA_NUM_SHARDS overrides a Slurm array's count
 
 
 def array_options(fn: Callable) -> Callable:
@@ -45,17 +45,35 @@ def common_output_options(fn: Callable) -> Callable:
 
 
 def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
-    """(task count, task index) from the options, else from the scheduler's environment."""
-    if num_shards is None or shard_index is None:
-        for index_var, count_var in ARRAY_ENV:
-            if os.environ.get(index_var) is not None and os.environ.get(count_var) is not None:
-                try:
-                    env_index, env_count = int(os.environ[index_var]), int(os.environ[count_var])
-                except ValueError as exc:
-                    raise MtqaError(f"${index_var}/${count_var} are not integers") from exc
-                num_shards = env_count if num_shards is None else num_shards
-                shard_index = env_index if shard_index is None else shard_index
-                break
+    """(task count, task index) from the options, else from the scheduler's environment.
+
+    ``$MTQA_NUM_SHARDS`` is the step's task count wherever it is set: a Slurm array resubmitted
+    for a few failed tasks (``--array=1``) has ``SLURM_ARRAY_TASK_COUNT=1``, which is not the
+    number of tasks the step's shards are divided among. A Kubernetes Indexed Job says only the
+    index, so there ``$MTQA_NUM_SHARDS`` is required.
+    """
+    env = os.environ
+    env_count = None
+    if shard_index is None and ("SLURM_ARRAY_TASK_ID" in env or "JOB_COMPLETION_INDEX" in env):
+        env_count = env_int("MTQA_NUM_SHARDS")
+    if shard_index is None and env.get("SLURM_ARRAY_TASK_ID") is not None:
+        shard_index = env_int("SLURM_ARRAY_TASK_ID")
+        if num_shards is None and env_count is None:
+            lo, hi, count = (env_int(f"SLURM_ARRAY_TASK_{k}") for k in ("MIN", "MAX", "COUNT"))
+            if lo not in (None, 0) or (count is not None and hi is not None and count != hi - lo + 1):
+                raise MtqaError(
+                    f"this Slurm array (tasks {lo}..{hi}) is not the whole step: set MTQA_NUM_SHARDS to the "
+                    "step's task count, e.g. sbatch --array=1 --export=ALL,MTQA_NUM_SHARDS=4,..."
+                )
+            env_count = count
+    elif shard_index is None and env.get("JOB_COMPLETION_INDEX") is not None:
+        shard_index = env_int("JOB_COMPLETION_INDEX")
+        if num_shards is None and env_count is None:
+            raise MtqaError(
+                "JOB_COMPLETION_INDEX is set but MTQA_NUM_SHARDS is not: set MTQA_NUM_SHARDS to the "
+                "Indexed Job's completions (or pass --num-shards), or every pod would do the whole step"
+            )
+    num_shards = env_count if num_shards is None else num_shards
     num_shards = 1 if num_shards is None else num_shards
     shard_index = 0 if shard_index is None else shard_index
     if num_shards < 1:
@@ -63,6 +81,17 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
     if not 0 <= shard_index < num_shards:
         raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
     return num_shards, shard_index
+
+
+def env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise MtqaError(f"${name}={value!r} is not an integer") from exc
+
 
 
 LOG_WIDTH = 500  # off a terminal (a log file, a pipe) rich would wrap at 80 columns

@@ -51,6 +51,7 @@ from mt_qa.records import QA_SCHEMA
 from mt_qa.shards import ShardStore, task_shards
 
 PLAN_FILE = "_dedup_plan.json"
+PLAN_LOCK = "_dedup_plan.lock"  # held by the task building the plan (see FilterStage._shared_plan)
 GROUP_SOURCE_REJECTED = "group_source_rejected"
 
 
@@ -231,6 +232,18 @@ class FilterStage:
         plan.save(path)
         return plan
 
+    def _shared_plan(self, src: ShardStore) -> DedupPlan | None:
+        """The dedup plan, built once for all tasks: the first task to get here scans while holding
+        a lock in the output directory; tasks arriving meanwhile wait and then load its plan
+        instead of each rescanning every row (a floor that grew with the number of tasks)."""
+        if "dedup" not in self.config.enabled:
+            return self._plan(src)
+        import fcntl
+
+        with open(self.store.root / PLAN_LOCK, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or when the holder dies
+            return self._plan(src)
+
     def _check_groups(self, group_ids: list[str], shard: str, seen: dict[int, str]) -> None:
         """Refuse a group whose rows lie in two shards: its group policy could not be applied."""
         for gid in group_ids:
@@ -252,7 +265,7 @@ class FilterStage:
         todo = [name for name in mine if not self.store.is_done(name)]
         counts: dict[str, dict[str, int]] = {}
         if todo:
-            plan = self._plan(src)
+            plan = self._shared_plan(src)
             rows_of = {name: sum(info["rows"] for info in src.manifest["shards"][name]["files"].values()
                                  if not info.get("rejects")) for name in todo}
             bar = tqdm(total=sum(rows_of.values()), desc="filter", unit="row", disable=not self.progress,

@@ -61,6 +61,7 @@ class Step:
     sharded: bool = False
     depends: list[str] = field(default_factory=list)
     hint: str | None = None  # shown under the error when the step fails: how to fix the usual cause
+    resources: dict[str, Any] = field(default_factory=dict)  # what a scheduler should give each task
 
     @property
     def command(self) -> list[str]:
@@ -191,7 +192,7 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
     for raw, where in _expand_foreach(doc["steps"], context["vars"], path):
         if not isinstance(raw, dict) or "name" not in raw or "stage" not in raw:
             raise PipelineError(f"{where}: each step needs a 'name' and a 'stage'")
-        unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded", "hint"}
+        unknown = set(raw) - {"name", "stage", "args", "options", "out", "sharded", "hint", "resources"}
         if unknown:
             raise PipelineError(f"{where}: unknown keys {sorted(unknown)}")
         name, stage = str(raw["name"]), str(raw["stage"])
@@ -205,12 +206,34 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
         options = _resolve(dict(raw.get("options") or {}), context, f"{where}.options", deps)
         out = raw.get("out", "--out")
         hint = _resolve(str(raw["hint"]), context, f"{where}.hint", set()) if raw.get("hint") else None
+        resources = _resources(_resolve(raw.get("resources") or {}, context, f"{where}.resources", set()), where)
         step = Step(name, stage, args, options, out_option=out or None,
                     sharded=bool(raw.get("sharded", stage.split()[0] in SHARDED)), depends=sorted(deps),
-                    hint=hint)  # fmt: skip
+                    hint=hint, resources=resources)  # fmt: skip
         steps.append(step)
         context["steps"][name] = run_dir / name
     return Pipeline(str(doc.get("name") or path.stem), run_dir, steps, str(path), doc)
+
+
+RESOURCE_KEYS = {"cpus": int, "gpus": int, "mem": str, "time": str}
+
+
+def _resources(value: Any, where: str) -> dict[str, Any]:
+    """A step's ``resources: {cpus: 4, mem: 16G, gpus: 1, time: "02:00:00"}`` (per task), checked."""
+    if not isinstance(value, dict):
+        raise PipelineError(f"{where}.resources: expected a mapping such as {{cpus: 4, mem: 16G, gpus: 1}}")
+    out: dict[str, Any] = {}
+    for key, raw in value.items():
+        if key not in RESOURCE_KEYS:
+            raise PipelineError(f"{where}.resources: unknown key {key!r} (one of {', '.join(RESOURCE_KEYS)})")
+        kind = RESOURCE_KEYS[key]
+        try:
+            out[key] = kind(raw)
+        except (TypeError, ValueError):
+            raise PipelineError(f"{where}.resources.{key}: {raw!r} is not a {kind.__name__}") from None
+        if kind is int and out[key] < 0:
+            raise PipelineError(f"{where}.resources.{key}: must be >= 0, not {raw!r}")
+    return out
 
 
 def _expand_foreach(raw_steps: list[Any], vars_: dict[str, Any], path: Path):

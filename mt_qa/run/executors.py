@@ -113,15 +113,21 @@ class RayExecutor:
     loads its translator/encoder once and works through its share of the shards.
 
     The shard directories must be on storage every node sees (NFS, a mounted bucket). Outputs are
-    byte-identical to a local run because the actors run the same stage code on the same shard
-    assignment; we do not route rows through Ray Data, which would bypass the shard store's
-    atomic writes, markers and resume.
+    byte-identical to a local run because the actors run the same stage code, on the same command
+    lines, in the driver's working directory (relative paths mean what they mean on the driver; a
+    node where that directory does not exist fails its task with a clear error). We do not route
+    rows through Ray Data, which would bypass the shard store's atomic writes, markers and resume.
+
+    An actor whose process dies (OOM kill, node loss) is restarted and its task retried, up to
+    ``max_retries`` times; the task resumes its completed shards. A task that still fails costs
+    that task, not its siblings: the step waits for all of them and reports the failed ones.
+    Each task writes its log file itself, line by line, as it runs.
     """
 
     name = "ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None, num_gpus_per_task: float = 0,
-                 num_cpus_per_task: float = 1):  # fmt: skip
+                 num_cpus_per_task: float = 1, max_retries: int = 2):  # fmt: skip
         try:
             import ray  # noqa: F401
         except ImportError as exc:
@@ -130,41 +136,67 @@ class RayExecutor:
         self.address = address
         self.num_gpus = num_gpus_per_task
         self.num_cpus = num_cpus_per_task
+        self.max_retries = max_retries
 
     def tasks_for(self, sharded: bool) -> int:
         return self.workers if sharded else 1
 
     def run(self, step_name: str, argvs: list[list[str]], log_dir: Path) -> list[TaskResult]:
         import ray
+        from ray.exceptions import RayError
 
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"MTQA_THREADS": str(max(1, int(self.num_cpus)))}})  # fmt: skip
+            # No runtime_env here: under `ray job submit --runtime-env` the job's own one applies,
+            # and a second one would conflict. The thread budget travels with each task instead.
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         worker_cls = ray.remote(_StageActor)
-        actors = [worker_cls.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, name=None).remote() for _ in argvs]
+        log_dir = log_dir.absolute()
         log_dir.mkdir(parents=True, exist_ok=True)
-        refs = [actor.run.remote(argv) for actor, argv in zip(actors, argvs, strict=True)]
-        results = []
-        for i, (code, output) in enumerate(ray.get(refs)):
-            log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
-            with open(log, "a") as fh:
-                fh.write(attempt_header(argvs[i]) + output)
-            results.append(TaskResult(i, code, log))
-        for actor in actors:
-            ray.kill(actor)
-        return results
+        env = {"MTQA_THREADS": str(max(1, int(self.num_cpus)))}
+        cwd = os.getcwd()
+        logs = [log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
+                for i in range(len(argvs))]  # fmt: skip
+        actors, refs = [], {}
+        for i, argv in enumerate(argvs):
+            actor = worker_cls.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=self.max_retries,
+                                       max_task_retries=self.max_retries).remote()  # fmt: skip
+            actors.append(actor)
+            refs[actor.run.remote(argv, str(logs[i]), cwd, env)] = i
+        codes: dict[int, int] = {}
+        pending = list(refs)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                i = refs[ready[0]]
+                try:
+                    codes[i] = ray.get(ready[0])
+                except RayError as exc:  # the actor died more often than max_retries allows
+                    codes[i] = 1
+                    with open(logs[i], "a") as fh:
+                        fh.write(f"[mtqa] task {i} lost after {self.max_retries} retries: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}\n")  # fmt: skip
+        finally:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+        return [TaskResult(i, codes[i], logs[i]) for i in range(len(argvs))]
 
 
 class _StageActor:
-    """A Ray actor process that runs mtqa commands in-process, capturing their output."""
+    """A Ray actor process that runs mtqa commands in-process, writing their output to a log file."""
 
-    def run(self, argv: list[str]) -> tuple[int, str]:
+    def run(self, argv: list[str], log: str, cwd: str, env: dict[str, str]) -> int:
         import contextlib
-        import io
+        import socket
 
-        from mt_qa.cli import main
+        with open(log, "a", buffering=1) as fh:  # line-buffered: the log grows as the task runs
+            fh.write(attempt_header(argv) + f"[mtqa] on {socket.gethostname()}\n")
+            if not os.path.isdir(cwd):
+                fh.write(f"Error: the driver's working directory {cwd} does not exist on {socket.gethostname()}: "
+                         "run mtqa from storage every node mounts, or use absolute paths\n")  # fmt: skip
+                return 1
+            os.chdir(cwd)
+            os.environ.update(env)
+            from mt_qa.cli import main
 
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            code = main(argv)
-        return code, buffer.getvalue()
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                return main(argv)

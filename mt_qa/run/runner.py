@@ -112,6 +112,16 @@ class PipelineRunner:
         output = output_digest(self.pipeline.out_dir(step))
         return output is not None and recorded.get("output") == output
 
+    def mark_done(self, planned: PlannedStep, seconds: float) -> None:
+        """Write the step's completion marker: its fingerprint and a digest of what it left in its
+        output directory (also for a step finished outside :meth:`run`: a cluster job's last task)."""
+        step = planned.step
+        atomic_write_json(
+            self.pipeline.run_dir / STEP_MARKERS / f"{step.name}.json",
+            {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds,
+             "output": output_digest(self.pipeline.out_dir(step)) if step.out_option else None},
+        )
+
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name} ({self.pipeline.source}) -> {self.pipeline.run_dir}",
                  f"executor: {self.executor.name}, {self.executor.workers} worker(s)"]  # fmt: skip
@@ -150,18 +160,13 @@ class PipelineRunner:
                     hint = f"\nhint: {step.hint}" if step.hint else ""
                     raise StepFailed(f"step {step.name!r} failed ({len(failed)} of {len(results)} task(s)); "
                                      f"logs: {logs}\n{tail}{hint}")  # fmt: skip
-                atomic_write_json(
-                    run_dir / STEP_MARKERS / f"{step.name}.json",
-                    {"fingerprint": planned.fingerprint, "argvs": planned.argvs, "seconds": seconds,
-                     "output": output_digest(self.pipeline.out_dir(step)) if step.out_option else None},
-                )
+                self.mark_done(planned, seconds)
                 self.echo(f"[{step.name}] finished in {seconds}s")
                 summary["steps"].append({"name": step.name, "status": "ran", "seconds": seconds,
                                          "rows": _rows(self.pipeline.out_dir(step))})  # fmt: skip
         summary["seconds"] = round(time.perf_counter() - started, 2)
         atomic_write_json(run_dir / "run.json", {k: v for k, v in summary.items() if k != "seconds"})
         return summary
-
 
     def _execute(self, planned: PlannedStep) -> list[TaskResult]:
         """Run a step's tasks; with an executor that streams output, show their progress live."""

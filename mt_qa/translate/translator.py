@@ -79,10 +79,10 @@ class DecodeOptions:
 
 
 def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """The thread budget: $MTQA_THREADS (set by the cluster launchers), else the usable CPUs."""
+    from mt_qa.threads import thread_budget
+
+    return thread_budget()
 
 
 def resolve_device(device: str) -> str:

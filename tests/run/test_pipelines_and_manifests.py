@@ -157,3 +157,84 @@ def test_slurm_step_scripts_resolve_every_step(pipeline):
         check_argv(task)
         if step.sharded:
             assert task[-4:] == ["--num-shards", "8", "--shard-index", "3"]
+
+
+# The oldest Kubernetes the manifests support (backoffLimitPerIndex is on by default from 1.29),
+# as the manifests' headers and docs/cluster.md say.
+K8S_MIN = "1.29.0"
+
+
+def _k8s_versions() -> list[str]:
+    kv = pytest.importorskip("kubernetes_validate")
+    return sorted({K8S_MIN, kv.latest_version()})
+
+
+def _pod_templates(node):
+    """Every pod template (a mapping with spec.containers) inside a custom resource."""
+    if isinstance(node, dict):
+        if isinstance(node.get("spec"), dict) and "containers" in node["spec"]:
+            yield node
+        for value in node.values():
+            yield from _pod_templates(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _pod_templates(value)
+
+
+@pytest.mark.parametrize(
+    "manifest", sorted((MANIFESTS / "kubernetes").glob("*.yaml")) + [MANIFESTS / "ray" / "rayjob.yaml"],
+                         ids=lambda p: p.name)  # fmt: skip
+def test_kubernetes_manifests_validate_against_the_real_schemas(manifest):
+    """Offline, strict (unknown fields rejected), against the oldest supported and newest Kubernetes.
+    KubeRay's RayJob has no schema there: its pod templates are validated as core PodTemplates."""
+    import kubernetes_validate as kv
+
+    assert f"Kubernetes >= {K8S_MIN.rsplit('.', 1)[0]}" in manifest.read_text() or manifest.parent.name == "ray"
+    for doc in yaml.safe_load_all(manifest.read_text()):
+        resources = [doc]
+        if doc["kind"] == "RayJob":
+            resources = [{"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": f"t{i}"}, "template": t}
+                         for i, t in enumerate(_pod_templates(doc["spec"]))]  # fmt: skip
+            assert len(resources) == 2  # head and worker group
+        for resource in resources:
+            for version in _k8s_versions():
+                kv.validate(resource, version, strict=True)
+
+
+def test_a_misspelt_field_fails_validation():
+    import kubernetes_validate as kv
+
+    doc = yaml.safe_load((MANIFESTS / "kubernetes" / "step-indexed-job.yaml").read_text())
+    doc["spec"]["completionsMode"] = doc["spec"].pop("completionMode")
+    with pytest.raises(kv.ValidationError):
+        kv.validate(doc, _k8s_versions()[0], strict=True)
+
+
+def test_indexed_job_shards_match_completions_and_threads_match_cpus():
+    """completions < MTQA_NUM_SHARDS would leave the step unfinished while the Job shows Complete."""
+    job = yaml.safe_load((MANIFESTS / "kubernetes" / "step-indexed-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert int(env["MTQA_NUM_SHARDS"]) == job["spec"]["completions"]
+    assert env["MTQA_THREADS"] == str(container["resources"]["requests"]["cpu"])
+
+
+def test_manifests_run_the_image_the_dockerfile_builds():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^WORKDIR /work$", dockerfile, re.M)
+    ray_pin = re.search(r'RAY_SPEC="ray\[default\]==([0-9.]+)"', dockerfile).group(1)
+    for manifest in sorted((MANIFESTS / "kubernetes").glob("*.yaml")) + [MANIFESTS / "ray" / "rayjob.yaml"]:
+        doc = yaml.safe_load(manifest.read_text())
+        for template in _pod_templates(doc):
+            for c in template["spec"]["containers"]:
+                assert c["image"] == "mtqa:latest" and c["workingDir"] == "/work", (manifest.name, c)
+        if doc["kind"] == "RayJob":
+            assert doc["spec"]["rayClusterSpec"]["rayVersion"] == ray_pin
+
+
+def test_ray_job_runtime_env_installs_nothing_and_sets_no_thread_budget():
+    """Before: it pip-installed mtqa[train,ray] (on no index) and set MTQA_THREADS, which
+    conflicted with the executor's own runtime_env."""
+    env = yaml.safe_load((MANIFESTS / "ray" / "job.yaml").read_text())
+    assert "pip" not in env and "MTQA_THREADS" not in env.get("env_vars", {})

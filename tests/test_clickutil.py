@@ -1,0 +1,65 @@
+"""Which job-array task a process is, from options or the scheduler's environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from mt_qa.clickutil import resolve_array_task
+from mt_qa.errors import MtqaError
+
+SCHEDULER_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                  "JOB_COMPLETION_INDEX", "MTQA_NUM_SHARDS")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in SCHEDULER_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+def slurm_array(monkeypatch, task: int, lo: int, hi: int) -> None:
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", str(lo))
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", str(hi))
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", str(hi - lo + 1))
+
+
+def test_options_win_and_default_is_one_task():
+    assert resolve_array_task(None, None) == (1, 0)
+    assert resolve_array_task(4, 3) == (4, 3)
+
+
+def test_a_whole_slurm_array_counts_its_tasks(monkeypatch):
+    slurm_array(monkeypatch, 2, 0, 3)
+    assert resolve_array_task(None, None) == (4, 2)
+
+
+def test_a_rerun_subset_of_a_slurm_array_takes_the_count_from_mtqa_num_shards(monkeypatch):
+    """sbatch --array=1 of a 4-task step: SLURM_ARRAY_TASK_COUNT is 1, the step has 4 tasks."""
+    slurm_array(monkeypatch, 1, 1, 1)
+    with pytest.raises(MtqaError, match="not the whole step: set MTQA_NUM_SHARDS"):
+        resolve_array_task(None, None)
+    monkeypatch.setenv("MTQA_NUM_SHARDS", "4")
+    assert resolve_array_task(None, None) == (4, 1)
+
+
+def test_an_indexed_job_needs_mtqa_num_shards(monkeypatch):
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")
+    with pytest.raises(MtqaError, match="JOB_COMPLETION_INDEX is set but MTQA_NUM_SHARDS is not"):
+        resolve_array_task(None, None)
+    monkeypatch.setenv("MTQA_NUM_SHARDS", "3")
+    assert resolve_array_task(None, None) == (3, 2)
+    monkeypatch.setenv("MTQA_NUM_SHARDS", "2")
+    with pytest.raises(MtqaError, match="must be in 0..1"):
+        resolve_array_task(None, None)
+
+
+def test_mtqa_num_shards_alone_does_not_shard_a_plain_command(monkeypatch):
+    monkeypatch.setenv("MTQA_NUM_SHARDS", "4")
+    assert resolve_array_task(None, None) == (1, 0)
+
+
+def test_bad_integers_are_one_error(monkeypatch):
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "x")
+    with pytest.raises(MtqaError, match=r"\$JOB_COMPLETION_INDEX='x' is not an integer"):
+        resolve_array_task(None, None)
