@@ -22,7 +22,7 @@ def semantic_options(fn: Any) -> Any:
         click.option("--semantic-model", metavar="MODEL",
                      help="Turn on the semantic check with this sentence-transformers directory (a cross-lingual "
                           "encoder, e.g. multilingual-e5-small): margin of question and passage sentences to the "
-                          "English source."),
+                          "English source. An empty value leaves it off (for pipeline variables)."),
         click.option("--semantic-min-question", default=_S.min_question, show_default=True, metavar="SPEC",
                      help="Least question margin: 'default' (per-language defaults), a number, or "
                           "LANG=NUMBER,... ('*' for the others)."),
@@ -110,7 +110,7 @@ def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_mo
         max_loop=max_loop, max_copy=max_copy, dedup=not no_dedup, near_dup=not no_near_dup,
         near_dup_threshold=near_dup_threshold, skip=tuple(skip),
         semantic=SemanticConfig(
-            model=semantic["semantic_model"], min_question=semantic["semantic_min_question"],
+            model=semantic["semantic_model"] or None, min_question=semantic["semantic_min_question"],
             min_sentence=semantic["semantic_min_sentence"], k=semantic["semantic_k"],
             prefix=semantic["semantic_prefix"], device=semantic["device"],
             batch_size=semantic["semantic_batch_size"], cache_dir=semantic["semantic_cache_dir"]),

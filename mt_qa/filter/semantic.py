@@ -18,8 +18,9 @@ and it does not pass just by being generic.
 Scored per row: the question, and the passage sentence by sentence. Rows from ``translate``
 keep the source's sentence segmentation, so sentence i is scored against source sentence i.
 Imported rows were split on their own and may have a different number of sentences; for
-those (and only those) each sentence is scored by its best match on the other side, both
-ways, so a dropped source sentence and an added translation sentence both show up. The
+those (and only those) the sentences are aligned by a small monotone dynamic programme with
+merges (``align``), so a dropped source sentence and an added translation sentence both show
+up as unmatched while a different segmentation does not. The
 scores are stored in the row (``sem_question``, ``sem_passage``, ``sem_sentences``) so later
 stages and users can re-threshold without encoding again.
 """
@@ -165,7 +166,7 @@ class ShardScores:
     passage: list[float | None]
     sentences: list[list[float | None] | None]
     aligned: list[bool] = field(default_factory=list)  # sentence i vs source sentence i
-    # per row: source-sentence indices that fail coverage (count-mismatched rows only)
+    # per row, count-mismatched rows only: each source sentence's margin in the alignment
     source_coverage: list[list[float] | None] = field(default_factory=list)
 
 
@@ -406,7 +407,7 @@ class SemanticCheck(Check):
                 detail += ("; source sentences without a match: "
                            + (", ".join(f"{n} ({v:.3f})" for n, v in src_bad) or "none")
                            + f" ({len(s.sentences[i] or [])} vs {len(s.source_coverage[i] or [])} sentences, "
-                           "best-match scoring)")
+                           "aligned with merges)")
             return Rejection("semantic_passage", s.passage[i], detail)
         return None
 

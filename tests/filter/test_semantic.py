@@ -318,3 +318,18 @@ def test_real_e5_keeps_real_translations_and_rejects_wrong_passages(collected_sq
     assert len(swapped) == 5 and all(rej[r]["reason"] == "semantic_passage" for r in swapped)
     real_rejected = [r for r in rej if "-swapped" not in r and rej[r]["reason"].startswith("semantic")]
     assert len(real_rejected) <= 2, [rej[r]["detail"] for r in real_rejected]
+
+
+def test_study_pipeline_turns_the_check_on_by_a_variable(store: Path, tmp_path: Path) -> None:
+    from mt_qa.run.config import load_pipeline, option_args
+
+    root = Path(__file__).resolve().parents[2] / "pipelines" / "squad-parallel.yaml"
+    off = option_args(load_pipeline(root).step("filter").options)
+    assert off == ["--semantic-model", ""]
+    on = load_pipeline(root, ["vars.semantic_model=models/e5"]).step("filter").options
+    assert option_args(on) == ["--semantic-model", "models/e5"]
+    # the default empty value leaves the check off, with the same params as no option at all
+    assert main(["filter", str(store), "-o", str(tmp_path / "a"), "--detector", "fasttext", "-q", *off]) == 0
+    assert main(["filter", str(store), "-o", str(tmp_path / "b"), "--detector", "fasttext", "-q"]) == 0
+    params = [ShardStore.open(tmp_path / d).manifest["params"] for d in "ab"]
+    assert params[0] == params[1] and "semantic" not in params[0]["checks"]
