@@ -315,7 +315,10 @@ def test_real_e5_keeps_real_translations_and_rejects_wrong_passages(collected_sq
     FilterStage(src, out, config, progress=False).run()
     rej = rejects(out)
     swapped = {r for r in rej if "-swapped" in r}
-    assert len(swapped) == 5 and all(rej[r]["reason"] == "semantic_passage" for r in swapped)
+    # every swapped passage is rejected: by the semantic check, or first by the length check
+    reasons = [rej[r]["reason"] for r in swapped]
+    assert len(swapped) == 5 and set(reasons) <= {"semantic_passage", "length_ratio"}, reasons
+    assert reasons.count("semantic_passage") >= 3, reasons
     real_rejected = [r for r in rej if "-swapped" not in r and rej[r]["reason"].startswith("semantic")]
     assert len(real_rejected) <= 2, [rej[r]["detail"] for r in real_rejected]
 
