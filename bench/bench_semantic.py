@@ -211,6 +211,7 @@ def score_cases(cases: dict, model: str, device: str, cache_dir: Path) -> tuple[
         check.prepare(rows, sentences)
         timing["warm_s"] += time.perf_counter() - started
         timing["warm_rows"] += sum(o != "source" for o in rows.origins)
+    timing["encoded"] = check.encoder.stats["encoded"]
     check.close()
     return out, timing
 
@@ -354,6 +355,9 @@ def report(scores: dict, timing: dict, args: argparse.Namespace, load: str, seco
         n, s = timing[rows_key], timing[s_key]
         if n:
             lines.append(f"| {label} | {n:,} | {s:.1f} | {n / s:,.1f} |")
+    if not timing.get("encoded"):
+        lines += ["", "**The embedding cache was warm** (`--cache-dir` of an earlier run of the same sample): the "
+                  "first line is not a cold-cache rate in this run; see docs/filter.md for the cold one."]
     lines += ["", "Rows are translated rows scored (their English source rows are encoded too). torch ran with "
               f"{args.threads} CPU thread(s). On `--device cuda` the encoding is what gets faster; no GPU was "
               "available to this run.", "",
