@@ -23,9 +23,10 @@ check with a cold embedding cache (encoding included) and with a warm one (a re-
     .venv/bin/python bench/bench_semantic.py --model /path/to/multilingual-e5-small \\
         [--paragraphs 20] [--questions 3] [--device cpu] [--out docs/benchmarks/semantic.md]
 
-Run time is nearly all encoding: the defaults take about 10 minutes on the shared 2-core machine
-at load ~8; the published page used ``--paragraphs 30`` (22 minutes, with the test suite running
-beside it). ``--cache-dir`` keeps the embeddings, so a rerun of the same sample takes ~1 minute.
+Run time is nearly all encoding and scales with ``--paragraphs``: 25 paragraphs took 12 minutes
+on the shared 2-core machine at load ~10, so the default 20 should take about 10 (not timed); the
+published page used ``--paragraphs 30`` (22 minutes, with the test suite running beside it).
+``--cache-dir`` keeps the embeddings, so a rerun of the same sample takes ~1 minute.
 """
 
 from __future__ import annotations
