@@ -38,6 +38,10 @@ QA_SCHEMA = pa.schema(
         # Translation signals, set by `translate` for origin=mt rows and read by `filter`.
         pa.field("mt_length_ratio", pa.float32(), nullable=True),
         pa.field("mt_repetition", pa.float32(), nullable=True),
+        # Semantic signals, set by `filter --semantic-model` for translated/imported rows (ratio margins).
+        pa.field("sem_question", pa.float32(), nullable=True),
+        pa.field("sem_passage", pa.float32(), nullable=True),
+        pa.field("sem_sentences", pa.list_(pa.float32()), nullable=True),
     ],
     metadata={"mtqa.schema": "qa", "mtqa.schema_version": "1"},
 )
@@ -108,6 +112,9 @@ def qa_record(
     origin_detail: str = "",
     mt_length_ratio: float | None = None,
     mt_repetition: float | None = None,
+    sem_question: float | None = None,
+    sem_passage: float | None = None,
+    sem_sentences: Iterable[float | None] | None = None,
 ) -> dict[str, Any]:
     """Build one QA row as a dict, deriving both ids so no reader can get them wrong."""
     gid = group_id(dataset, split, source_id)
@@ -129,6 +136,9 @@ def qa_record(
         "origin_detail": origin_detail,
         "mt_length_ratio": mt_length_ratio,
         "mt_repetition": mt_repetition,
+        "sem_question": sem_question,
+        "sem_passage": sem_passage,
+        "sem_sentences": None if sem_sentences is None else list(sem_sentences),
     }
 
 

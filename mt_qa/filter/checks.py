@@ -371,4 +371,5 @@ class LangIdCheck(Check):
 
 
 # Every check in the order it runs (cheapest first); `--skip` takes these names.
-CHECK_ORDER: tuple[str, ...] = ("empty", "dedup", "copy", "length", "repetition", "script", "langid")
+# "semantic" (mt_qa/filter/semantic.py) runs only with --semantic-model.
+CHECK_ORDER: tuple[str, ...] = ("empty", "dedup", "copy", "length", "repetition", "script", "langid", "semantic")

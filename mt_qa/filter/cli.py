@@ -9,9 +9,39 @@ import click
 from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
 from mt_qa.filter.checks import CHECK_ORDER
 from mt_qa.filter.langid import DETECTOR_CHOICES
+from mt_qa.filter.semantic import SemanticConfig
 from mt_qa.filter.stage import FilterConfig, FilterStage
 
 _D = FilterConfig()
+_S = SemanticConfig()
+
+
+def semantic_options(fn: Any) -> Any:
+    """Options of the semantic check (docs/filter.md, "Semantic check")."""
+    options = [
+        click.option("--semantic-model", metavar="MODEL",
+                     help="Turn on the semantic check with this sentence-transformers directory (a cross-lingual "
+                          "encoder, e.g. multilingual-e5-small): margin of question and passage sentences to the "
+                          "English source. An empty value leaves it off (for pipeline variables)."),
+        click.option("--semantic-min-question", default=_S.min_question, show_default=True, metavar="SPEC",
+                     help="Least question margin: 'default' (per-language defaults), a number, or "
+                          "LANG=NUMBER,... ('*' for the others)."),
+        click.option("--semantic-min-sentence", default=_S.min_sentence, show_default=True, metavar="SPEC",
+                     help="Least margin of every passage sentence, in the same form."),
+        click.option("--semantic-k", type=int, default=_S.k, show_default=True,
+                     help="Nearest neighbours per side in the ratio margin (within the shard and language)."),
+        click.option("--semantic-prefix", default=_S.prefix, show_default=True,
+                     help="Prefix put before every text encoded (e5 models expect 'query: ').",),
+        click.option("--semantic-batch-size", type=int, default=_S.batch_size, show_default=True,
+                     help="Texts per encoder batch."),
+        click.option("--semantic-cache-dir", type=click.Path(file_okay=False),
+                     help="Embedding cache (default: $MTQA_CACHE_DIR or ~/.cache/mtqa/embeddings)."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+                     help="Device of the semantic model (default: cuda if available, else cpu)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.command(name="filter")
@@ -51,13 +81,15 @@ _D = FilterConfig()
               help=f"Turn a check off ({', '.join(CHECK_ORDER)}). Repeatable.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes filtering shards in parallel (each shard is still written by one of them).")
+@semantic_options
 @array_options
 @common_output_options
 def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_model: str | None,
             min_confidence: float, min_confidence_short: float, short_question_chars: int, min_script_ratio: float,
             min_length_ratio: float, max_length_ratio: float, max_repetition: float, max_loop: int, max_copy: float,
             near_dup_threshold: float, no_near_dup: bool, no_dedup: bool, skip: tuple[str, ...], workers: int,
-            num_shards: int | None, shard_index: int | None, overwrite: bool, quiet: bool) -> None:
+            num_shards: int | None, shard_index: int | None, overwrite: bool, quiet: bool,
+            **semantic: Any) -> None:
     """Drop rows in the wrong language, bad translations and duplicates from QA shards.
 
     IN_DIR is a collect or translate output directory; OUT_DIR gets the kept rows under the
@@ -68,6 +100,7 @@ def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_mo
     \b
     Example:
       mtqa filter runs/demo/translate -o runs/demo/filter --detector fasttext
+      mtqa filter runs/demo/translate -o runs/demo/filter --semantic-model /models/multilingual-e5-small
     """
     config = FilterConfig(
         detector=detector, langid_langs=langid_langs, fasttext_model=fasttext_model,
@@ -76,6 +109,11 @@ def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_mo
         min_length_ratio=min_length_ratio, max_length_ratio=max_length_ratio, max_repetition=max_repetition,
         max_loop=max_loop, max_copy=max_copy, dedup=not no_dedup, near_dup=not no_near_dup,
         near_dup_threshold=near_dup_threshold, skip=tuple(skip),
+        semantic=SemanticConfig(
+            model=semantic["semantic_model"] or None, min_question=semantic["semantic_min_question"],
+            min_sentence=semantic["semantic_min_sentence"], k=semantic["semantic_k"],
+            prefix=semantic["semantic_prefix"], device=semantic["device"],
+            batch_size=semantic["semantic_batch_size"], cache_dir=semantic["semantic_cache_dir"]),
     )
     num_tasks, task_index = resolve_array_task(num_shards, shard_index)
     stage = FilterStage(in_dir, out, config, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,

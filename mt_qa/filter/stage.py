@@ -47,6 +47,7 @@ from mt_qa.filter.langid import (
     make_detector,
     normalize_code,
 )
+from mt_qa.filter.semantic import SemanticCheck, SemanticConfig, with_signals
 from mt_qa.records import QA_SCHEMA
 from mt_qa.shards import ShardStore, task_shards
 
@@ -76,6 +77,11 @@ class FilterConfig:
     near_dup_threshold: float = 0.9
     skip: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
+    semantic: SemanticConfig = field(default_factory=SemanticConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.semantic, dict):  # from asdict(), in worker processes
+            self.semantic = SemanticConfig(**self.semantic)
 
     def validate(self) -> None:
         """Raise MtqaError naming the option for any value that cannot work."""
@@ -100,12 +106,15 @@ class FilterConfig:
         if not all(name.strip() in DETECTORS for name in members):
             raise MtqaError(f"--detector {self.detector!r}: choose from {', '.join(DETECTOR_CHOICES)} "
                             "(or join names with '+', e.g. fasttext+langdetect)")
+        self.semantic.validate()
 
     @property
     def enabled(self) -> list[str]:
         skipped = set(self.skip)
         if not self.dedup:
             skipped.add("dedup")
+        if not self.semantic.model:
+            skipped.add("semantic")
         return [name for name in CHECK_ORDER if name not in skipped]
 
     def dedup_config(self) -> DedupConfig:
@@ -186,12 +195,14 @@ class FilterStage:
             "script": lambda: ScriptCheck(cfg.min_script_ratio),
             "langid": lambda: LangIdCheck(detector, cfg.min_confidence, cfg.min_confidence_short,
                                           cfg.short_question_chars),
+            "semantic": lambda: SemanticCheck(cfg.semantic, progress=self.progress and self.workers == 1),
         }
         return [build[name]() for name in cfg.enabled]
 
     def params(self, checks: list[Check]) -> dict[str, Any]:
         params = asdict(self.config)
         params["skip"] = sorted(self.config.skip)
+        params["semantic"] = self.config.semantic.params()
         params["checks"] = {c.name: c.params() for c in checks}
         return params
 
@@ -322,6 +333,8 @@ class FilterStage:
         rows = ShardRows.from_table(table)
         for check in checks:
             check.begin_shard()
+            if isinstance(check, SemanticCheck):  # scores the whole shard in batches first
+                check.prepare(rows, table["passage_sentences"].to_pylist())
         verdicts: list[Rejection | None] = [None] * len(rows)
         alive = list(range(len(rows)))
         for check in checks:  # each check sees only the rows every earlier one passed
@@ -331,6 +344,8 @@ class FilterStage:
         if bar is not None:
             bar.update(len(rows))
         self._apply_group_policy(rows, verdicts)
+        signals = {k: v for check in checks if isinstance(check, SemanticCheck) for k, v in check.signals().items()}
+        table = with_signals(table, signals)  # kept and rejected rows carry their scores
 
         writer = self.store.writer(name)
         counts: dict[str, dict[str, int]] = {}
@@ -361,6 +376,9 @@ class FilterStage:
             if isinstance(check, LangIdCheck):
                 for lang, n in sorted(check.short_questions.items()):
                     writer.count(f"short_questions.{lang}", n)
+            if isinstance(check, SemanticCheck):
+                for key, n in sorted(check.shard_counts().items()):
+                    writer.count(key, n)
         writer.add(table.filter(pa.array(keep, type=pa.bool_())) if len(rows) else table)
         writer.commit()
         return counts
