@@ -43,7 +43,8 @@ QA_SCHEMA = pa.schema(
         pa.field("sem_passage", pa.float32(), nullable=True),
         pa.field("sem_sentences", pa.list_(pa.float32()), nullable=True),
     ],
-    metadata={"mtqa.schema": "qa", "mtqa.schema_version": "1"},
+    # 2: the sem_* signal columns were added (stores of version 1 must be re-made).
+    metadata={"mtqa.schema": "qa", "mtqa.schema_version": "2"},
 )
 
 BATCH_SCHEMA = pa.schema(

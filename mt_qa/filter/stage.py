@@ -202,7 +202,10 @@ class FilterStage:
     def params(self, checks: list[Check]) -> dict[str, Any]:
         params = asdict(self.config)
         params["skip"] = sorted(self.config.skip)
-        params["semantic"] = self.config.semantic.params()
+        if self.config.semantic.model:
+            params["semantic"] = self.config.semantic.params()
+        else:  # off: the params (and so the resume fingerprint) of a run without it stay as they were
+            del params["semantic"]
         params["checks"] = {c.name: c.params() for c in checks}
         return params
 
