@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mt_qa.cli import main
+from mt_qa.errors import MtqaError
 from mt_qa.shards import ShardStore
 from mt_qa.translate.models import load_model_info, read_vocabulary
 from mt_qa.translate.stage import TranslateStage
@@ -190,7 +191,11 @@ def test_translate_with_a_whole_vocabulary_map_equals_plain_and_keys_the_cache(q
 def test_check_with_a_whole_vocabulary_map_passes_and_is_recorded(qa_store, tiny_ct2, model, vocabulary,
                                                                   tmp_path: Path):
     full_map(model, vocabulary).save(tmp_path / "map")
-    report = stage(qa_store, tmp_path / "out", tiny_ct2, None, vocab_map=tmp_path / "map").check_vocab_map(6)
+    run = stage(qa_store, tmp_path / "out", tiny_ct2, None, vocab_map=tmp_path / "map", calibrate_segments=4)
+    with pytest.raises(MtqaError, match="no held-out segments left after 100000"):
+        stage(qa_store, tmp_path / "out", tiny_ct2, None, vocab_map=tmp_path / "map",
+              calibrate_segments=100000).check_vocab_map(6)
+    report = run.check_vocab_map(6)
     assert report["passed"] and report["langs"]["deu_Latn"]["identical_share"] == 1.0
     assert report["langs"]["deu_Latn"]["segments"] == 6
     recorded = json.loads((tmp_path / "map" / CHECK_FILE).read_text())
