@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mt_qa.train.selection import DEV_METRICS
 from mt_qa.train.trainer import PRECISIONS, BiEncoderTrainer, TrainConfig
 
 
@@ -17,12 +18,23 @@ from mt_qa.train.trainer import PRECISIONS, BiEncoderTrainer, TrainConfig
               help="Output: a sentence-transformers model directory (checkpoints and log inside).")
 @click.option("--dev-batches", type=click.Path(exists=True, file_okay=False),
               help="Dev batch store (build-batches --dev-out) for validation loss and early stopping.")
+@click.option("--dev-benchmark", type=click.Path(exists=True, file_okay=False),
+              help="Held-out LAReQA benchmark (mtqa evaluate build-lareqa; exclude its heldout_group_ids.txt from "
+                   "the batches): scored every --eval-steps, the best weights are saved. The base model is "
+                   "scored at step 0 as the reference, never selected.")
+@click.option("--dev-metric", type=click.Choice(DEV_METRICS), default="mean", show_default=True,
+              help="What --dev-benchmark selection maximises: mono, cross or multi mAP, or their mean.")
 @click.option("--query-prefix", default="query: ", show_default=True, help="Prepended to every query.")
 @click.option("--passage-prefix", default="passage: ", show_default=True, help="Prepended to every passage.")
 @click.option("--max-query-length", default=64, show_default=True, help="Max query tokens.")
 @click.option("--max-passage-length", default=256, show_default=True, help="Max passage tokens.")
 @click.option("--temperature", default=0.05, show_default=True, help="InfoNCE temperature (scale = 1/T).")
 @click.option("--lr", default=3e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--embedding-lr", type=float,
+              help="Separate learning rate for the input word embeddings (default: --lr; 0 = frozen).")
+@click.option("--freeze-embeddings/--train-embeddings", default=False, show_default=True,
+              help="Keep the input word embeddings fixed (most of a multilingual encoder's weights; only the "
+                   "training languages' tokens would move).")
 @click.option("--weight-decay", default=0.01, show_default=True, help="AdamW weight decay.")
 @click.option("--warmup-ratio", default=0.1, show_default=True, help="Linear warm-up over this share of steps.")
 @click.option("--warmup-steps", type=int, help="Warm-up steps (overrides --warmup-ratio).")
