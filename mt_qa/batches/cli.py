@@ -55,7 +55,7 @@ def parse_ranks(value: str) -> tuple[int, int]:
 @click.option("--batches-per-shard", type=int, default=100, show_default=True, help="Batches per output shard.")
 @click.option("--allow-same-passage", is_flag=True,
               help="Allow two questions about one paragraph in a batch (default: never, they are false negatives).")
-@click.option("--positive", type=click.Choice(POSITIVES), default="passage", show_default=True,
+@click.option("--positive", type=click.Choice(POSITIVES), default="sentence", show_default=True,
               help="The positive of a pair: the whole paragraph, the answer sentence alone (the granularity "
                    "of LAReQA candidates), or the answer sentence followed by its context.")
 @click.option("--context-sentences", type=int, default=1, show_default=True,
@@ -64,7 +64,7 @@ def parse_ranks(value: str) -> tuple[int, int]:
 @click.option("--missing-sentence", type=click.Choice(MISSING_SENTENCE), default="reject", show_default=True,
               help="Sentence positives, rows whose answer sentence is unknown: reject them (rejects file) or "
                    "fall back to the whole paragraph. Counted either way.")
-@click.option("--negatives", type=click.Choice(["none", "bm25", "sentence"]), default="none", show_default=True,
+@click.option("--negatives", type=click.Choice(["none", "bm25", "sentence"]), default="sentence", show_default=True,
               help="One hard negative per pair, in the passage's language: bm25 (another paragraph, from a "
                    "rank range) or sentence (another sentence of the positive's paragraph, else article).")
 @click.option("--negative-ranks", default="10-30", show_default=True,
@@ -73,9 +73,10 @@ def parse_ranks(value: str) -> tuple[int, int]:
               help="Also write a held-out dev batch store here (for mtqa train --dev-batches).")
 @click.option("--dev-fraction", type=float, default=0.0,
               help="Fraction of passages (with all their questions) held out for --dev-out.")
-@click.option("--exclude-groups", type=click.Path(exists=True, dir_okay=False),
+@click.option("--exclude-groups", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="File of group_ids to leave out, one per line: a held-out benchmark's heldout_group_ids.txt "
-                   "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on.")
+                   "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on. Repeatable (e.g. "
+                   "a dev benchmark and the --dev-benchmark of train).")
 @array_options
 @common_output_options
 def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs, lang_weights, dataset_weights,
@@ -110,7 +111,7 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
         dataset_weights=parse_weights(dataset_weights, "--dataset-weights"),
         batches_per_shard=batches_per_shard, distinct_passages=not allow_same_passage, miner=miner,
         positive=PositiveFormat(positive, context_sentences, missing_sentence),
-        dev_out=dev_out, dev_fraction=dev_fraction, exclude_groups=exclude_groups, num_tasks=num_tasks,
+        dev_out=dev_out, dev_fraction=dev_fraction, exclude_groups=list(exclude_groups), num_tasks=num_tasks,
         task_index=task_index, overwrite=overwrite, progress=not quiet,
     )
     result = stage.run()

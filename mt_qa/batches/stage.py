@@ -64,7 +64,7 @@ class BuildBatchesStage:
         positive: PositiveFormat | None = None,
         dev_out: str | Path | None = None,
         dev_fraction: float = 0.0,
-        exclude_groups: str | Path | None = None,
+        exclude_groups: str | Path | list[str | Path] | None = None,
         num_tasks: int = 1,
         task_index: int = 0,
         overwrite: bool = False,
@@ -112,7 +112,11 @@ class BuildBatchesStage:
             raise MtqaError("--negatives sentence needs sentence positives (--positive sentence or "
                             "sentence-in-context): a sentence is no negative for a whole-paragraph positive")
         self.dev_fraction = dev_fraction
-        self.exclude_groups_file = str(exclude_groups) if exclude_groups else None
+        files = [exclude_groups] if isinstance(exclude_groups, (str, Path)) else list(exclude_groups or [])
+        self.exclude_groups_files = [str(f) for f in files]
+        # One file is recorded as a string, as before; several (e.g. a dev and a selection benchmark) as a list.
+        self.exclude_groups_file = self.exclude_groups_files[0] if len(files) == 1 else (
+            self.exclude_groups_files or None)
         self.num_tasks = num_tasks
         self.task_index = task_index
         self.overwrite = overwrite
@@ -181,15 +185,16 @@ class BuildBatchesStage:
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         stores = [open_qa_store(p) for p in self.inputs]
-        excluded = read_group_ids(self.exclude_groups_file) if self.exclude_groups_file else None
+        excluded = set().union(*(read_group_ids(f) for f in self.exclude_groups_files)) \
+            if self.exclude_groups_files else None
         index = load_groups(stores, self.langs, excluded,
                             require_sentence=self.positive.by_sentence and self.positive.missing == "reject")
         train_groups, dev_groups = index.split_by_passage(self.dev_fraction)
         plans = self.plan(index, train_groups, self.epochs, self.seed)
         self._check_plan(index, train_groups, plans, "training data")
         refs = [s.input_ref() for s in stores]
-        if self.exclude_groups_file:
-            refs.append({"path": self.exclude_groups_file, "sha256": sha256_file(self.exclude_groups_file)})
+        for f in self.exclude_groups_files:
+            refs.append({"path": f, "sha256": sha256_file(f)})
         self.store.begin(self.params("train"), refs, overwrite=self.overwrite)
         result = self._write(self.store, index, train_groups, plans, with_input_rejects=True)
         result["seconds_plan_and_write"] = round(time.perf_counter() - started, 2)

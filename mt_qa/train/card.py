@@ -119,7 +119,8 @@ The loss curve is in `training_log.csv`; all settings in `mtqa_train.json`.
 
 
 def _embeddings(config: dict[str, Any]) -> str:
-    if config.get("freeze_embeddings") or config.get("embedding_lr") == 0:
+    lr = config.get("embedding_lr")
+    if lr == 0 or (config.get("freeze_embeddings") and lr is None):
         return "frozen"
     if config.get("embedding_lr") is not None:
         return f"lr={config['embedding_lr']}"

@@ -28,13 +28,15 @@ from mt_qa.train.trainer import PRECISIONS, BiEncoderTrainer, TrainConfig
 @click.option("--passage-prefix", default="passage: ", show_default=True, help="Prepended to every passage.")
 @click.option("--max-query-length", default=64, show_default=True, help="Max query tokens.")
 @click.option("--max-passage-length", default=256, show_default=True, help="Max passage tokens.")
-@click.option("--temperature", default=0.05, show_default=True, help="InfoNCE temperature (scale = 1/T).")
-@click.option("--lr", default=3e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--temperature", default=0.01, show_default=True, help="InfoNCE temperature (scale = 1/T); "
+              "0.01 is e5's own.")
+@click.option("--lr", default=2e-5, show_default=True, help="AdamW learning rate.")
 @click.option("--embedding-lr", type=float,
-              help="Separate learning rate for the input word embeddings (default: --lr; 0 = frozen).")
-@click.option("--freeze-embeddings/--train-embeddings", default=False, show_default=True,
+              help="Train the input word embeddings at this learning rate (> 0 overrides --freeze-embeddings; "
+                   "0 = frozen).")
+@click.option("--freeze-embeddings/--train-embeddings", default=True, show_default=True,
               help="Keep the input word embeddings fixed (most of a multilingual encoder's weights; only the "
-                   "training languages' tokens would move).")
+                   "training languages' tokens would move). --train-embeddings trains them at --lr.")
 @click.option("--weight-decay", default=0.01, show_default=True, help="AdamW weight decay.")
 @click.option("--warmup-ratio", default=0.1, show_default=True, help="Linear warm-up over this share of steps.")
 @click.option("--warmup-steps", type=int, help="Warm-up steps (overrides --warmup-ratio).")

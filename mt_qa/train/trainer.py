@@ -76,10 +76,10 @@ class TrainConfig:
     passage_prefix: str = "passage: "
     max_query_length: int = 64
     max_passage_length: int = 256
-    temperature: float = 0.05
-    lr: float = 3e-5
+    temperature: float = 0.01
+    lr: float = 2e-5
     embedding_lr: float | None = None
-    freeze_embeddings: bool = False
+    freeze_embeddings: bool = True
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
@@ -130,7 +130,8 @@ class TrainConfig:
 
     @property
     def frozen_embeddings(self) -> bool:
-        return self.freeze_embeddings or self.embedding_lr == 0
+        """Frozen: --embedding-lr 0, or --freeze-embeddings (the default) without an --embedding-lr > 0."""
+        return self.embedding_lr == 0 or (self.freeze_embeddings and self.embedding_lr is None)
 
     def fingerprint(self, data_sha: str, world_size: int) -> str:
         critical = {k: getattr(self, k) for k in _RESUME_CRITICAL}

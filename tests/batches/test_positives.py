@@ -191,3 +191,18 @@ def test_errors_and_cli(collected_squad, tmp_path, capsys):
     params = ShardStore.open(tmp_path / "z").manifest["params"]
     assert params["positive"] == "sentence-in-context" and params["missing_sentence"] == "passage"
     assert params["negatives"]["miner"] == "sentence"
+
+
+def test_several_exclude_groups_files_are_all_left_out(collected_squad, tmp_path):
+    t = ShardStore.open(collected_squad).table(columns=["group_id"])
+    ids = sorted(set(t["group_id"].to_pylist()))
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("\n".join(ids[:300]) + "\n")
+    b.write_text("\n".join(ids[300:700]) + "\n")
+    assert main(["build-batches", str(collected_squad), "-o", str(tmp_path / "x"), "--batch-size", "32",
+                 "--exclude-groups", str(a), "--exclude-groups", str(b), "-q"]) == 0
+    store = ShardStore.open(tmp_path / "x")
+    used = set(store.table(columns=["group_id"])["group_id"].to_pylist())
+    assert used and not used & set(ids[:700])
+    assert store.manifest["params"]["exclude_groups"] == [str(a), str(b)]
+    assert {str(a), str(b)} <= {i["path"] for i in store.manifest["inputs"]}

@@ -55,7 +55,8 @@ def test_frozen_embeddings_stay_put_and_the_rest_trains(small_batches, tiny_mode
     batches, _ = small_batches
     base = load_file(str(tiny_model / "model.safetensors"))
     key = embedding_key(base)
-    for name, kw in (("frozen", {"freeze_embeddings": True}), ("zero-lr", {"embedding_lr": 0.0})):
+    for name, kw in (("frozen", {"freeze_embeddings": True}), ("default", {}),
+                     ("zero-lr", {"embedding_lr": 0.0, "freeze_embeddings": False})):
         result = BiEncoderTrainer(config(batches, tiny_model, tmp_path / name, max_steps=4, **kw)).train()
         assert result["steps"] == 4
         trained = load_file(str(tmp_path / name / "model.safetensors"))
@@ -71,14 +72,15 @@ def test_embedding_lr_is_its_own_learning_rate(small_batches, tiny_model, tmp_pa
     base = load_file(str(tiny_model / "model.safetensors"))
     key = embedding_key(base)
     deltas = {}
-    for name, kw in (("same", {}), ("own", {"embedding_lr": 1e-2})):
+    for name, kw in (("same", {"freeze_embeddings": False}), ("own", {"embedding_lr": 1e-2})):
         BiEncoderTrainer(config(batches, tiny_model, tmp_path / name, max_steps=3, lr=1e-5, warmup_ratio=0.0,
                                 **kw)).train()
         trained = load_file(str(tmp_path / name / "model.safetensors"))
         deltas[name] = {"emb": float((trained[key] - base[key]).abs().max()),
                         "other": float((trained["encoder.layer.0.attention.self.query.weight"]
                                         - base["encoder.layer.0.attention.self.query.weight"]).abs().max())}
-    # AdamW steps are about lr per weight: 1e-2 vs 1e-5 for the embeddings, the same for the encoder.
+    # AdamW steps are about lr per weight: 1e-2 vs 1e-5 for the embeddings, the same for the encoder
+    # (an --embedding-lr > 0 trains them although freezing is the default).
     assert deltas["own"]["emb"] > 100 * deltas["same"]["emb"]
     assert deltas["own"]["other"] == pytest.approx(deltas["same"]["other"], rel=0.5)
 
