@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mt_qa.batches.negatives import BM25NegativeMiner
+from mt_qa.batches.negatives import BM25NegativeMiner, SentenceNegatives
+from mt_qa.batches.positives import MISSING_SENTENCE, POSITIVES, PositiveFormat
 from mt_qa.batches.samplers import STRATEGIES
 from mt_qa.batches.stage import BuildBatchesStage
 from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
@@ -54,21 +55,33 @@ def parse_ranks(value: str) -> tuple[int, int]:
 @click.option("--batches-per-shard", type=int, default=100, show_default=True, help="Batches per output shard.")
 @click.option("--allow-same-passage", is_flag=True,
               help="Allow two questions about one paragraph in a batch (default: never, they are false negatives).")
-@click.option("--negatives", type=click.Choice(["none", "bm25"]), default="none", show_default=True,
-              help="Mine one hard negative per pair, in the passage's language.")
+@click.option("--positive", type=click.Choice(POSITIVES), default="sentence", show_default=True,
+              help="The positive of a pair: the whole paragraph, the answer sentence alone (the granularity "
+                   "of LAReQA candidates), or the answer sentence followed by its context.")
+@click.option("--context-sentences", type=int, default=1, show_default=True,
+              help="sentence-in-context: sentences before and after the answer sentence given as context "
+                   "(0 = the whole rest of the paragraph).")
+@click.option("--missing-sentence", type=click.Choice(MISSING_SENTENCE), default="reject", show_default=True,
+              help="Sentence positives, rows whose answer sentence is unknown: reject them (rejects file) or "
+                   "fall back to the whole paragraph. Counted either way.")
+@click.option("--negatives", type=click.Choice(["none", "bm25", "sentence"]), default="sentence", show_default=True,
+              help="One hard negative per pair, in the passage's language: bm25 (another paragraph, from a "
+                   "rank range) or sentence (another sentence of the positive's paragraph, else article).")
 @click.option("--negative-ranks", default="10-30", show_default=True,
               help="BM25 rank range the negative is drawn from (the question's own passage not counted).")
 @click.option("--dev-out", type=click.Path(file_okay=False),
               help="Also write a held-out dev batch store here (for mtqa train --dev-batches).")
 @click.option("--dev-fraction", type=float, default=0.0,
               help="Fraction of passages (with all their questions) held out for --dev-out.")
-@click.option("--exclude-groups", type=click.Path(exists=True, dir_okay=False),
+@click.option("--exclude-groups", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="File of group_ids to leave out, one per line: a held-out benchmark's heldout_group_ids.txt "
-                   "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on.")
+                   "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on. Repeatable (e.g. "
+                   "a dev benchmark and the --dev-benchmark of train).")
 @array_options
 @common_output_options
 def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs, lang_weights, dataset_weights,
-                  batches_per_shard, allow_same_passage, negatives, negative_ranks, dev_out, dev_fraction,
+                  batches_per_shard, allow_same_passage, positive, context_sentences, missing_sentence, negatives,
+                  negative_ranks, dev_out, dev_fraction,
                   exclude_groups, num_shards, shard_index, overwrite, quiet):
     """Build X-X, X-Y or hybrid training batches from QA shard directories.
 
@@ -88,6 +101,8 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
             miner = BM25NegativeMiner(low, high, progress=not quiet)
         except ValueError as exc:
             raise MtqaError(f"--negative-ranks: {exc}") from None
+    elif negatives == "sentence":
+        miner = SentenceNegatives()
     num_tasks, task_index = resolve_array_task(num_shards, shard_index)
     stage = BuildBatchesStage(
         list(inputs), out, strategy=strategy, alpha=alpha, batch_size=batch_size, epochs=epochs, seed=seed,
@@ -95,7 +110,8 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
         lang_weights=parse_weights(lang_weights, "--lang-weights"),
         dataset_weights=parse_weights(dataset_weights, "--dataset-weights"),
         batches_per_shard=batches_per_shard, distinct_passages=not allow_same_passage, miner=miner,
-        dev_out=dev_out, dev_fraction=dev_fraction, exclude_groups=exclude_groups, num_tasks=num_tasks,
+        positive=PositiveFormat(positive, context_sentences, missing_sentence),
+        dev_out=dev_out, dev_fraction=dev_fraction, exclude_groups=list(exclude_groups), num_tasks=num_tasks,
         task_index=task_index, overwrite=overwrite, progress=not quiet,
     )
     result = stage.run()
@@ -110,8 +126,17 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
                      unused, res["out"]])
     if result.get("negatives"):
         n = result["negatives"]
-        rows.append(["negatives", str(n["mined"]), "", f"in range {n['in_range']}, fallback {n['fallback']}, "
-                     f"none {n['none']}", "", ""])
+        if negatives == "sentence":
+            rows.append(["negatives", str(n["paragraph"] + n["article"]), "",
+                         f"paragraph {n['paragraph']}, article {n['article']}, none {n['none']}", "", ""])
+        else:
+            rows.append(["negatives", str(n["mined"]), "", f"in range {n['in_range']}, fallback {n['fallback']}, "
+                         f"none {n['none']}", "", ""])
+    sent = result["summary"].get("answer_sentence")
+    if sent and positive != "passage":
+        rows.append(["answer sentences", str(sent["located"] + sent["aligned_from_source"]), "",
+                     f"aligned from source {sent['aligned_from_source']}, unknown {sent['unknown']} "
+                     f"({missing_sentence})", "", ""])
     stats = (result.get("manifest") or {}).get("stats", {})
     by_lang = [(side, stats.get(f"{side}_lang") or {}) for side in ("query", "passage")]
     detail = "; ".join(f"{side} " + ", ".join(f"{k}={v}" for k, v in sorted(n.items())) for side, n in by_lang if n)

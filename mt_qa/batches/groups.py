@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 from mt_qa.errors import MtqaError
 from mt_qa.shards import ShardStore
 
-COLUMNS = ["id", "group_id", "dataset", "lang", "question", "passage", "origin"]
+COLUMNS = ["id", "group_id", "dataset", "lang", "question", "passage", "origin", "title", "passage_sentences",
+           "answer_sentence_index"]
 
 
 @dataclass
@@ -42,6 +43,8 @@ class GroupIndex:
     row_group: np.ndarray
     row_lang: np.ndarray
     anchor_text: pa.Array
+    row_sentence: np.ndarray | None = None  # answer sentence of each row in its passage_sentences, -1 unknown
+    sentence_stats: dict[str, int] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     excluded_rows: int = 0
     excluded_heldout_rows: int = 0
@@ -95,13 +98,14 @@ def open_qa_store(path: str | Path) -> ShardStore:
 
 
 def load_groups(stores: list[ShardStore], langs: list[str] | None = None,
-                exclude_groups: set[str] | None = None) -> GroupIndex:
+                exclude_groups: set[str] | None = None, require_sentence: bool = False) -> GroupIndex:
     """Read the inputs (memory-mapped) into a :class:`GroupIndex`.
 
     Rows are rejected, never dropped silently: an empty passage cannot be a positive, and a
     second row with the same id (the same group and language in two inputs) would make the
     same pair twice as likely. Rows outside ``langs``, and rows of ``exclude_groups`` (a
-    held-out benchmark's groups), are excluded by request and counted.
+    held-out benchmark's groups), are excluded by request and counted. ``require_sentence``
+    (sentence positives without fallback): rows whose answer sentence is unknown are rejected.
     """
     tables, sources = [], []
     for i, store in enumerate(stores):
@@ -155,6 +159,7 @@ def load_groups(stores: list[ShardStore], langs: list[str] | None = None,
                                    f"id also in {stores[source[other]].root}; the first input's row is used"))
         keep_rows = np.sort(first)
         table = table.take(pa.array(keep_rows))
+        source = source[keep_rows]
         row_group, row_lang = row_group[keep_rows], row_lang[keep_rows]  # every group keeps its first row
 
     n_groups = len(groups_enc.dictionary)
@@ -178,6 +183,14 @@ def load_groups(stores: list[ShardStore], langs: list[str] | None = None,
     anchor_rows = ordered[is_first]
     anchors = table["passage"].take(pa.array(anchor_rows)).combine_chunks()
     passage_key = pc.dictionary_encode(anchors).indices.to_numpy().astype(np.int64)
+    row_sentence, sentence_stats = answer_sentences(table, row_group, anchor_rows)
+    if require_sentence:
+        for r in np.flatnonzero(row_sentence < 0):
+            row_of[row_group[r], row_lang[r]] = -1
+            rejects.append(_reject(stores[source[r]], table, int(r), "answer_sentence_unknown",
+                                   "the answer sentence of this row is unknown (answer not located in its "
+                                   "sentences, and no source row with as many sentences to align to), so it "
+                                   "has no sentence positive; --missing-sentence passage uses the paragraph"))
 
     index = GroupIndex(
         table=table,
@@ -190,11 +203,45 @@ def load_groups(stores: list[ShardStore], langs: list[str] | None = None,
         row_group=row_group,
         row_lang=row_lang,
         anchor_text=anchors,
+        row_sentence=row_sentence,
+        sentence_stats=sentence_stats,
         rejects=rejects,
         excluded_rows=excluded,
         excluded_heldout_rows=heldout,
     )
     return index
+
+
+def answer_sentences(table: pa.Table, row_group: np.ndarray,
+                     anchor_rows: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """The answer sentence of every row (index into its ``passage_sentences``), -1 where unknown.
+
+    A row's own ``answer_sentence_index`` comes first (collect located the answer in the row's
+    own sentences; translate keeps the source's index because it translates sentence by
+    sentence). An imported translation whose answer could not be located in its own text gets
+    its group's source-row index when both passages have the same number of sentences (the
+    sentences then correspond one to one); with a different count it stays unknown, and
+    ``unknown_sentence_count_differs`` counts it.
+    """
+    own = table["answer_sentence_index"].to_numpy(zero_copy_only=False).astype(np.int64)
+    counts = pc.list_value_length(table["passage_sentences"]).to_numpy(zero_copy_only=False).astype(np.int64)
+    own = np.where((own >= 0) & (own < counts), own, -1)
+    anchor_of_group = np.full(int(row_group.max()) + 1 if len(row_group) else 0, -1, dtype=np.int64)
+    anchor_of_group[row_group[anchor_rows]] = anchor_rows
+    anchor = anchor_of_group[row_group]
+    is_anchor = anchor == np.arange(len(own))
+    anchor_idx = own[anchor]
+    same_count = counts[anchor] == counts
+    aligned = (own < 0) & ~is_anchor & (anchor_idx >= 0) & same_count
+    out = np.where(aligned, anchor_idx, own)
+    unknown = out < 0
+    stats = {
+        "located": int((own >= 0).sum()),
+        "aligned_from_source": int(aligned.sum()),
+        "unknown": int(unknown.sum()),
+        "unknown_sentence_count_differs": int((unknown & ~is_anchor & (anchor_idx >= 0) & ~same_count).sum()),
+    }
+    return out, stats
 
 
 def _reject(store: ShardStore, table: pa.Table, row: int, reason: str, detail: str) -> dict[str, Any]:

@@ -127,3 +127,110 @@ class BM25NegativeMiner:
                 candidates[t, : len(chosen)] = chosen
                 counts[t] = len(chosen)
         return MinedNegatives(rows, candidates, counts)
+
+
+def _nonblank(pieces: list[str], skip: str | None = None) -> list[int]:
+    return [j for j, p in enumerate(pieces) if p.strip() and p.strip() != skip]
+
+
+def any_sentence(table: pa.Table, rows: np.ndarray, epoch: int, seed: int) -> np.ndarray:
+    """A uniformly drawn non-blank sentence of each row's paragraph (-1 for rows < 0 or no sentence).
+
+    Used to give a paragraph-level negative (BM25) the granularity of sentence positives.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), -1, dtype=np.int64)
+    ok = np.flatnonzero(rows >= 0)
+    if len(ok) == 0:
+        return out
+    draw = _mix(rows[ok].astype(np.uint64), seed + 104_729, epoch)
+    pieces = table["passage_sentences"].take(pa.array(rows[ok])).to_pylist()
+    for i, (p, d) in enumerate(zip(pieces, draw.tolist(), strict=True)):
+        cands = _nonblank(p)
+        if cands:
+            out[ok[i]] = cands[d % len(cands)]
+    return out
+
+
+class SentenceNegatives:
+    """Hard negatives from the positive's own paragraph (else its article), in the positive's language.
+
+    The hard part of a LAReQA-style benchmark is telling the answer sentence from the other
+    sentences of its paragraph and article, which in-batch negatives (other articles) never
+    show. Rule, a fixed function of (seed, epoch, row) like the BM25 draw:
+
+    1. uniform over the other non-blank sentences of the positive's paragraph (a sentence with
+       the same text as the positive is not a candidate);
+    2. none (a one-sentence paragraph, or a paragraph positive from ``--missing-sentence
+       passage``): a uniform other paragraph of the same article (same dataset, language and
+       title, within the split being built), and a uniform sentence of it (the whole
+       paragraph for a paragraph positive);
+    3. none: no negative (counted; ``train`` then trains that batch without negatives).
+    """
+
+    name = "sentence"
+
+    def __init__(self) -> None:
+        self.stats: dict[str, int] = {"paragraph": 0, "article": 0, "none": 0}
+        self._articles: dict[tuple[int, int, str], np.ndarray] | None = None
+
+    def params(self) -> dict[str, object]:
+        return {"miner": self.name, "rule": "uniform other sentence of the positive's paragraph; else a uniform "
+                                            "sentence of a uniform other paragraph of its article"}
+
+    def prepare(self, index: GroupIndex, groups: np.ndarray) -> None:
+        """Index the distinct paragraphs of each (dataset, language, article) among ``groups``."""
+        cells = index.row_of[groups]
+        rows = np.sort(cells[cells >= 0])
+        keys = index.passage_key[index.row_group[rows]]
+        datasets = index.group_dataset[index.row_group[rows]]
+        langs = index.row_lang[rows]
+        titles = index.table["title"].take(pa.array(rows)).to_pylist()
+        articles: dict[tuple[int, int, str], dict[int, int]] = {}
+        for r, k, d, lang, t in zip(rows.tolist(), keys.tolist(), datasets.tolist(), langs.tolist(), titles,
+                                    strict=True):
+            articles.setdefault((d, lang, t), {}).setdefault(k, r)
+        self._articles = {key: np.array(sorted(v.values()), dtype=np.int64) for key, v in articles.items()}
+
+    def pick(self, index: GroupIndex, rows: np.ndarray, sentences: np.ndarray, epoch: int, seed: int,
+             by_sentence: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(negative row, its sentence index) per positive (row, sentence); row -1 where none."""
+        if self._articles is None:
+            raise RuntimeError("SentenceNegatives.prepare() first")
+        rows = np.asarray(rows, dtype=np.int64)
+        neg_row = np.full(len(rows), -1, dtype=np.int64)
+        neg_sent = np.full(len(rows), -1, dtype=np.int64)
+        if len(rows) == 0:
+            return neg_row, neg_sent
+        table = index.table
+        draw = _mix(rows.astype(np.uint64), seed, epoch).tolist()
+        draw2 = _mix(rows.astype(np.uint64), seed + 7_919, epoch).tolist()
+        pieces = table["passage_sentences"].take(pa.array(rows)).to_pylist()
+        titles = table["title"].take(pa.array(rows)).to_pylist()
+        for i, r in enumerate(rows.tolist()):
+            s = int(sentences[i])
+            if s >= 0:
+                cands = _nonblank(pieces[i], skip=pieces[i][s].strip())
+                cands = [j for j in cands if j != s]
+                if cands:
+                    neg_row[i], neg_sent[i] = r, cands[draw[i] % len(cands)]
+                    self.stats["paragraph"] += 1
+                    continue
+            g = index.row_group[r]
+            key = (int(index.group_dataset[g]), int(index.row_lang[r]), titles[i])
+            others = self._articles.get(key, np.zeros(0, dtype=np.int64))
+            others = others[index.passage_key[index.row_group[others]] != index.passage_key[g]]
+            if len(others):
+                other = int(others[draw[i] % len(others)])
+                if by_sentence:
+                    split = table["passage_sentences"][other].as_py()
+                    cands = _nonblank(split)
+                    if not cands:
+                        self.stats["none"] += 1
+                        continue
+                    neg_sent[i] = cands[draw2[i] % len(cands)]
+                neg_row[i] = other
+                self.stats["article"] += 1
+            else:
+                self.stats["none"] += 1
+        return neg_row, neg_sent

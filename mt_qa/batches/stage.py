@@ -22,7 +22,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from mt_qa.batches.groups import GroupIndex, load_groups, open_qa_store
-from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives
+from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives, SentenceNegatives, any_sentence
+from mt_qa.batches.positives import PositiveFormat
 from mt_qa.batches.samplers import STRATEGIES, XX, XY, EpochPlan, make_sampler, plan_epoch
 from mt_qa.errors import MtqaError
 from mt_qa.languages import UnknownLanguageError
@@ -61,10 +62,11 @@ class BuildBatchesStage:
         dataset_weights: dict[str, float] | None = None,
         batches_per_shard: int = 100,
         distinct_passages: bool = True,
-        miner: BM25NegativeMiner | None = None,
+        miner: BM25NegativeMiner | SentenceNegatives | None = None,
+        positive: PositiveFormat | None = None,
         dev_out: str | Path | None = None,
         dev_fraction: float = 0.0,
-        exclude_groups: str | Path | None = None,
+        exclude_groups: str | Path | list[str | Path] | None = None,
         num_tasks: int = 1,
         task_index: int = 0,
         overwrite: bool = False,
@@ -107,8 +109,16 @@ class BuildBatchesStage:
         self.batches_per_shard = batches_per_shard
         self.distinct_passages = distinct_passages
         self.miner = miner
+        self.positive = positive or PositiveFormat()
+        if isinstance(miner, SentenceNegatives) and not self.positive.by_sentence:
+            raise MtqaError("--negatives sentence needs sentence positives (--positive sentence or "
+                            "sentence-in-context): a sentence is no negative for a whole-paragraph positive")
         self.dev_fraction = dev_fraction
-        self.exclude_groups_file = str(exclude_groups) if exclude_groups else None
+        files = [exclude_groups] if isinstance(exclude_groups, (str, Path)) else list(exclude_groups or [])
+        self.exclude_groups_files = [str(f) for f in files]
+        # One file is recorded as a string, as before; several (e.g. a dev and a selection benchmark) as a list.
+        self.exclude_groups_file = self.exclude_groups_files[0] if len(files) == 1 else (
+            self.exclude_groups_files or None)
         self.num_tasks = num_tasks
         self.task_index = task_index
         self.overwrite = overwrite
@@ -128,6 +138,7 @@ class BuildBatchesStage:
             "batches_per_shard": self.batches_per_shard,
             "distinct_passages": self.distinct_passages,
             "negatives": self.miner.params() if self.miner else None,
+            **self.positive.params(),
             "dev_fraction": self.dev_fraction,
             "exclude_groups": self.exclude_groups_file,
         }
@@ -193,14 +204,16 @@ class BuildBatchesStage:
         started = time.perf_counter()
         stores = [open_qa_store(p) for p in self.inputs]
         self._check_langs(stores)
-        excluded = read_group_ids(self.exclude_groups_file) if self.exclude_groups_file else None
-        index = load_groups(stores, self.langs, excluded)
+        excluded = set().union(*(read_group_ids(f) for f in self.exclude_groups_files)) \
+            if self.exclude_groups_files else None
+        index = load_groups(stores, self.langs, excluded,
+                            require_sentence=self.positive.by_sentence and self.positive.missing == "reject")
         train_groups, dev_groups = index.split_by_passage(self.dev_fraction)
         plans = self.plan(index, train_groups, self.epochs, self.seed)
         self._check_plan(index, train_groups, plans, "training data")
         refs = [s.input_ref() for s in stores]
-        if self.exclude_groups_file:
-            refs.append({"path": self.exclude_groups_file, "sha256": sha256_file(self.exclude_groups_file)})
+        for f in self.exclude_groups_files:
+            refs.append({"path": f, "sha256": sha256_file(f)})
         self.store.begin(self.params("train"), refs, overwrite=self.overwrite)
         result = self._write(self.store, index, train_groups, plans, with_input_rejects=True)
         result["seconds_plan_and_write"] = round(time.perf_counter() - started, 2)
@@ -229,8 +242,11 @@ class BuildBatchesStage:
         names = [s.name for s in layout]
         owned = [s for i, s in enumerate(layout) if i % self.num_tasks == self.task_index]
         todo = [s for s in owned if not store.is_done(s.name)]
-        mined = None
-        if self.miner is not None and todo:
+        mined: MinedNegatives | SentenceNegatives | None = None
+        if isinstance(self.miner, SentenceNegatives) and todo:
+            self.miner.prepare(index, groups)
+            mined = self.miner
+        elif self.miner is not None and todo:
             rows = np.concatenate([self._passage_rows(index, s) for s in todo])
             mined = self.miner.mine(index, rows, groups)
         summary = self._summary(index, groups, plans, with_input_rejects)
@@ -272,15 +288,17 @@ class BuildBatchesStage:
             "batch_type_fraction": {XX: round(types.count(XX) / n, 6), XY: round(types.count(XY) / n, 6)},
         }
         if with_input_rejects:
-            summary["input_rows"] = (index.table.num_rows + len(index.rejects) + index.excluded_rows
-                                     + index.excluded_heldout_rows)
+            rejected_in_table = sum(r["reason"] == "answer_sentence_unknown" for r in index.rejects)
+            summary["input_rows"] = (index.table.num_rows + len(index.rejects) - rejected_in_table
+                                     + index.excluded_rows + index.excluded_heldout_rows)
             summary["input_rows_excluded_by_langs"] = index.excluded_rows
             summary["input_rows_excluded_heldout"] = index.excluded_heldout_rows
             summary["input_rows_rejected"] = len(index.rejects)
+            summary["answer_sentence"] = index.sentence_stats
         return summary
 
     def _write_shard(self, writer: ShardWriter, index: GroupIndex, shard: _ShardPlan,
-                     mined: MinedNegatives | None) -> None:
+                     mined: MinedNegatives | SentenceNegatives | None) -> None:
         batches = shard.plan.batches[shard.start: shard.stop]
         size = self.batch_size
         groups = np.concatenate([b.groups for b in batches])
@@ -292,10 +310,22 @@ class BuildBatchesStage:
         langs = np.array(index.langs)
         datasets = np.array(index.datasets)
         table = index.table
+        fmt = self.positive
+        psent = index.row_sentence[prows] if fmt.by_sentence else np.full(len(prows), -1)
+        positive = fmt.render(table, prows, psent)
         if mined is not None:
-            neg = mined.pick(prows, shard.epoch, self.seed)
+            if isinstance(mined, SentenceNegatives):
+                neg, nsent = mined.pick(index, prows, psent, shard.epoch, self.seed, fmt.by_sentence)
+                writer.count("negatives.from_paragraph", int(((neg >= 0) & (neg == prows)).sum()))
+                writer.count("negatives.from_article", int(((neg >= 0) & (neg != prows)).sum()))
+            else:
+                neg = mined.pick(prows, shard.epoch, self.seed)
+                nsent = (any_sentence(table, neg, shard.epoch, self.seed) if fmt.by_sentence
+                         else np.full(len(neg), -1))
             neg_idx = pa.array(neg, mask=neg < 0)
-            negative = table["passage"].take(neg_idx)
+            texts = fmt.render(table, np.where(neg < 0, 0, neg), nsent).to_pylist()
+            negative = pa.array([t if n >= 0 else None for t, n in zip(texts, neg.tolist(), strict=True)],
+                                pa.string())
             negative_id = table["id"].take(neg_idx)
         else:
             neg = np.full(len(prows), -1)
@@ -310,7 +340,7 @@ class BuildBatchesStage:
                 pa.array(langs[qlang].tolist(), pa.string()),
                 pa.array(langs[plang].tolist(), pa.string()),
                 table["question"].take(pa.array(qrows)),
-                table["passage"].take(pa.array(prows)),
+                positive,
                 negative,
                 table["id"].take(pa.array(qrows)),
                 table["id"].take(pa.array(prows)),
@@ -335,6 +365,9 @@ class BuildBatchesStage:
         for code, count in zip(*np.unique(pairs, return_counts=True), strict=True):
             q, p = divmod(int(code), len(langs))
             writer.count(f"pairs.{langs[q]}-{langs[p]}", int(count))
+        if fmt.by_sentence:
+            writer.count(f"positives.{fmt.mode}", int((psent >= 0).sum()))
+            writer.count("positives.fallback_passage", int((psent < 0).sum()))
         if mined is not None:
             writer.count("negatives.with", int((neg >= 0).sum()))
             writer.count("negatives.without", int((neg < 0).sum()))

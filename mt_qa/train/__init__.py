@@ -9,11 +9,12 @@ import importlib
 from typing import Any
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast precisions (here, not in trainer.py: the CLI needs them)
+DEV_METRICS = ("mean", "mono", "cross", "multi")  # what --dev-benchmark selects on (mean: of the three mAPs)
 
 _LAZY = {"Batch": "mt_qa.train.data", "BatchSource": "mt_qa.train.data", "BiEncoderTrainer": "mt_qa.train.trainer",
          "TrainConfig": "mt_qa.train.trainer"}  # fmt: skip
 
-__all__ = ["PRECISIONS", "Batch", "BatchSource", "BiEncoderTrainer", "TrainConfig"]
+__all__ = ["DEV_METRICS", "PRECISIONS", "Batch", "BatchSource", "BiEncoderTrainer", "TrainConfig"]
 
 
 def __getattr__(name: str) -> Any:

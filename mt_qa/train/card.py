@@ -76,6 +76,7 @@ Inputs were prefixed with `{qp!r}` (queries) and `{pp!r}` (passages) in training
     ("batch types (whole store)", stats.get("batches")),
     ("X-X batch languages (whole store)", stats.get("xx_batch_lang")),
     ("(query, passage) language pairs (whole store)", stats.get("pairs")),
+    ("positive", _positive(params)),
     ("hard negatives", params.get("negatives")),
     ("dev batches", result.get("dev_batches_path")),
 ])}
@@ -89,6 +90,7 @@ Inputs were prefixed with `{qp!r}` (queries) and `{pp!r}` (passages) in training
     ("temperature", config["temperature"]),
     ("GradCache mini-batch", config["mini_batch_size"] or "off"),
     ("optimizer", f"AdamW lr={config['lr']} weight_decay={config['weight_decay']}"),
+    ("word embeddings", _embeddings(config)),
     ("warm-up", result.get("warmup_steps")),
     ("max grad norm", config["max_grad_norm"]),
     ("max query / passage length", f"{config['max_query_length']} / {config['max_passage_length']} tokens"),
@@ -110,6 +112,52 @@ Inputs were prefixed with `{qp!r}` (queries) and `{pp!r}` (passages) in training
     ("training time (s)", result.get("seconds")),
 ])}
 
+{_bench_section(result.get("dev_benchmark"))}
 The loss curve is in `training_log.csv`; all settings in `mtqa_train.json`.
 """
     return "\n".join(header) + "\n" + body
+
+
+def _embeddings(config: dict[str, Any]) -> str:
+    lr = config.get("embedding_lr")
+    if lr == 0 or (config.get("freeze_embeddings") and lr is None):
+        return "frozen"
+    if config.get("embedding_lr") is not None:
+        return f"lr={config['embedding_lr']}"
+    return "trained with the rest (same lr)"
+
+
+def _positive(params: dict[str, Any]) -> str:
+    mode = params.get("positive", "passage")
+    if mode == "passage":
+        return "the whole paragraph"
+    text = "the answer sentence" if mode == "sentence" else (
+        f"the answer sentence + context ({params.get('context_sentences')} sentences each side, 0 = all)")
+    return f"{text}; unknown answer sentence: {params.get('missing_sentence')}"
+
+
+def _bench_section(bench: dict[str, Any] | None) -> str:
+    """The dev-benchmark curve: the base at step 0 (reference), every evaluation, the selected step."""
+    if not bench:
+        return ""
+    best = bench.get("best") or {}
+    lines = [
+        "## Model selection on the dev benchmark",
+        "",
+        f"Benchmark `{bench.get('path')}` (held out of the batches), primary score: `{bench.get('metric')}` "
+        "(mAP; `mean` = mean of mono, cross and multi). Step 0 is the base model, reported as the reference "
+        "and never selected.",
+        "",
+        "| step | mono mAP | cross mAP | multi mAP | language bias | score | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in bench.get("curve", []):
+        mark = "base" if row["step"] == 0 else ("**selected**" if row["step"] == best.get("step") else "")
+        lines.append(f"| {row['step']} | {row['mono_map']:.4f} | {row['cross_map']:.4f} | {row['multi_map']:.4f} | "
+                     f"{row['bias']:.1f} | {row['score']:.4f} | {mark} |")
+    beats = bench.get("beats_base")
+    if beats:
+        worse = [k for k, v in beats.items() if not v]
+        lines += ["", "The selected model beats the base on every axis." if not worse else
+                  f"**The selected model is not better than its base on: {', '.join(worse)}.**"]
+    return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from mt_qa.clickutil import wide_console
-from mt_qa.train import PRECISIONS  # not the trainer: --help must not import torch
+from mt_qa.train import DEV_METRICS, PRECISIONS  # not the trainer: --help must not import torch
 
 
 @click.command("train")
@@ -17,12 +17,25 @@ from mt_qa.train import PRECISIONS  # not the trainer: --help must not import to
               help="Output: a sentence-transformers model directory (checkpoints and log inside).")
 @click.option("--dev-batches", type=click.Path(exists=True, file_okay=False),
               help="Dev batch store (build-batches --dev-out) for validation loss and early stopping.")
+@click.option("--dev-benchmark", type=click.Path(exists=True, file_okay=False),
+              help="Held-out LAReQA benchmark (mtqa evaluate build-lareqa; exclude its heldout_group_ids.txt from "
+                   "the batches): scored every --eval-steps, the best weights are saved. The base model is "
+                   "scored at step 0 as the reference, never selected.")
+@click.option("--dev-metric", type=click.Choice(DEV_METRICS), default="mean", show_default=True,
+              help="What --dev-benchmark selection maximises: mono, cross or multi mAP, or their mean.")
 @click.option("--query-prefix", default="query: ", show_default=True, help="Prepended to every query.")
 @click.option("--passage-prefix", default="passage: ", show_default=True, help="Prepended to every passage.")
 @click.option("--max-query-length", default=64, show_default=True, help="Max query tokens.")
 @click.option("--max-passage-length", default=256, show_default=True, help="Max passage tokens.")
-@click.option("--temperature", default=0.05, show_default=True, help="InfoNCE temperature (scale = 1/T).")
-@click.option("--lr", default=3e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--temperature", default=0.01, show_default=True, help="InfoNCE temperature (scale = 1/T); "
+              "0.01 is e5's own.")
+@click.option("--lr", default=2e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--embedding-lr", type=float,
+              help="Train the input word embeddings at this learning rate (> 0 overrides --freeze-embeddings; "
+                   "0 = frozen).")
+@click.option("--freeze-embeddings/--train-embeddings", default=True, show_default=True,
+              help="Keep the input word embeddings fixed (most of a multilingual encoder's weights; only the "
+                   "training languages' tokens would move). --train-embeddings trains them at --lr.")
 @click.option("--weight-decay", default=0.01, show_default=True, help="AdamW weight decay.")
 @click.option("--warmup-ratio", default=0.1, show_default=True, help="Linear warm-up over this share of steps.")
 @click.option("--warmup-steps", type=int, help="Warm-up steps (overrides --warmup-ratio).")

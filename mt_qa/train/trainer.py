@@ -23,6 +23,7 @@ import random
 import resource
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,15 +49,18 @@ from mt_qa.train.checkpoint import (
 )
 from mt_qa.train.data import Batch, BatchSource
 from mt_qa.train.distributed import DistEnv, init_distributed, shutdown_distributed
+from mt_qa.train.selection import CURVE_FIELDS, DEV_METRICS, DevBenchmark, beats_base
 
 SUMMARY_FILE = "mtqa_train.json"
 LOG_FILE = "training_log.csv"
+CURVE_FILE = "dev_benchmark.csv"
 CHECKPOINTS = "checkpoints"
 # Settings that change the arithmetic: a resumed run must use the same ones.
 _RESUME_CRITICAL = ("model", "query_prefix", "passage_prefix", "max_query_length", "max_passage_length",
                     "temperature", "lr", "weight_decay", "warmup_ratio", "warmup_steps", "epochs", "max_steps",
                     "mini_batch_size", "max_grad_norm", "precision", "use_negatives", "seed", "dev_batches",
-                    "max_dev_batches", "eval_steps", "patience")
+                    "max_dev_batches", "eval_steps", "patience", "embedding_lr", "freeze_embeddings",
+                    "dev_benchmark", "dev_metric")
 
 
 @dataclass
@@ -67,12 +71,16 @@ class TrainConfig:
     model: str
     out: str
     dev_batches: str | None = None
+    dev_benchmark: str | None = None
+    dev_metric: str = "mean"
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     max_query_length: int = 64
     max_passage_length: int = 256
-    temperature: float = 0.05
-    lr: float = 3e-5
+    temperature: float = 0.01
+    lr: float = 2e-5
+    embedding_lr: float | None = None
+    freeze_embeddings: bool = True
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
@@ -111,8 +119,20 @@ class TrainConfig:
             raise MtqaError("--max-steps must be at least 1")
         if not 0 <= self.warmup_ratio < 1:
             raise MtqaError("--warmup-ratio must be in [0, 1)")
-        if self.patience is not None and not self.dev_batches:
-            raise MtqaError("--patience (early stopping) needs --dev-batches")
+        if self.patience is not None and not (self.dev_batches or self.dev_benchmark):
+            raise MtqaError("--patience (early stopping) needs --dev-batches or --dev-benchmark")
+        if self.embedding_lr is not None and self.embedding_lr < 0:
+            raise MtqaError("--embedding-lr must be >= 0 (0 = frozen word embeddings)")
+        if self.dev_metric not in DEV_METRICS:
+            raise MtqaError(f"--dev-metric must be one of {DEV_METRICS}, not {self.dev_metric!r}")
+        if self.dev_benchmark is not None and not Path(self.dev_benchmark).is_dir():
+            raise MtqaError(f"--dev-benchmark {self.dev_benchmark}: not a directory (build one with "
+                            "mtqa evaluate build-lareqa)")
+
+    @property
+    def frozen_embeddings(self) -> bool:
+        """Frozen: --embedding-lr 0, or --freeze-embeddings (the default) without an --embedding-lr > 0."""
+        return self.embedding_lr == 0 or (self.freeze_embeddings and self.embedding_lr is None)
 
     def fingerprint(self, data_sha: str, world_size: int) -> str:
         critical = {k: getattr(self, k) for k in _RESUME_CRITICAL}
@@ -171,14 +191,36 @@ def make_loss(model: Any, temperature: float, mini_batch_size: int, gather: bool
     return MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and normalisation weights (the usual BERT recipe)."""
-    decay, no_decay = [], []
+def word_embeddings(model: torch.nn.Module) -> torch.nn.Parameter | None:
+    """The input word-embedding matrix of a sentence-transformers model's encoder (None if it has none)."""
+    auto = getattr(model[0], "auto_model", None) if hasattr(model, "__getitem__") else None
+    get = getattr(auto, "get_input_embeddings", None)
+    emb = get() if get is not None else None
+    return getattr(emb, "weight", None)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
+                  embedding_lr: float | None = None) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation weights (the usual BERT recipe).
+
+    With ``embedding_lr`` the word embeddings get their own learning rate (decayed like the
+    other matrices): in a multilingual encoder they are most of the weights (96M of e5-small's
+    118M), and only the rows of the training languages' tokens receive gradients.
+    """
+    emb = word_embeddings(model) if embedding_lr is not None else None
+    decay, no_decay, embeddings = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
+        if emb is not None and p is emb:
+            embeddings.append(p)
+            continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr": lr},
+              {"params": no_decay, "weight_decay": 0.0, "lr": lr}]
+    if embeddings:
+        groups.append({"params": embeddings, "weight_decay": weight_decay, "lr": embedding_lr})
+    return groups
 
 
 def _make_optimizer(groups: list[dict[str, Any]], lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -201,7 +243,7 @@ def linear_schedule(warmup: int, total: int):
 class LossLog:
     """``training_log.csv`` (one row per step, one per dev evaluation), optionally mirrored to TensorBoard."""
 
-    FIELDS = ["step", "kind", "epoch", "batch_id", "batch_type", "loss", "lr", "pairs_per_s", "seconds"]
+    FIELDS = ["step", "kind", "epoch", "batch_id", "batch_type", "loss", "lr", "pairs_per_s", "seconds", "score"]
 
     def __init__(self, path: Path, resume_step: int, tensorboard_dir: Path | None = None):
         self.path = path
@@ -229,6 +271,9 @@ class LossLog:
         self.fh.flush()
         if self.tb is not None:
             for row in rows:
+                if row["kind"] == "dev_benchmark":
+                    self.tb.add_scalar("dev/benchmark_score", row["score"], row["step"])
+                    continue
                 tag = "train/loss" if row["kind"] == "train" else "dev/loss"
                 self.tb.add_scalar(tag, row["loss"], row["step"])
                 if row.get("lr") != "":
@@ -365,9 +410,17 @@ class BiEncoderTrainer:
             auto.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.train()
         self.model = model
+        if cfg.frozen_embeddings:
+            emb = word_embeddings(model)
+            if emb is None:
+                raise MtqaError("--freeze-embeddings / --embedding-lr 0: the model's first module has no input "
+                                "word embeddings to freeze")
+            emb.requires_grad_(False)
         self.loss_fn = make_loss(model, cfg.temperature, cfg.mini_batch_size, gather=env.enabled)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = _make_optimizer(_param_groups(model, cfg.weight_decay), cfg.lr, device)
+        bench = DevBenchmark(cfg.dev_benchmark, cfg.dev_metric, cfg.query_prefix, cfg.passage_prefix) \
+            if cfg.dev_benchmark else None
+        optimizer = _make_optimizer(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.embedding_lr), cfg.lr, device)
         warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
         scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
@@ -382,6 +435,9 @@ class BiEncoderTrainer:
         env.barrier()
         log = LossLog(self.out / LOG_FILE, state.step, self.out / "tensorboard" if cfg.tensorboard else None) \
             if env.is_main else None
+        if bench is not None and "dev_benchmark_base" not in state.extra:
+            # Step 0: the base model's score, the reference of the curve (never a selection candidate).
+            self._bench_and_track(bench, state, env, log, model, reference=True)
 
         eval_every = cfg.eval_steps or cfg.save_steps
         recent: list[float] = []
@@ -437,7 +493,11 @@ class BiEncoderTrainer:
                     flush()
                 if dev is not None and (state.step % eval_every == 0 or last):
                     flush()
-                    self._evaluate_and_track(dev, state, env, log, model)
+                    self._evaluate_and_track(dev, state, env, log, model, select=bench is None)
+                if bench is not None and (state.step % eval_every == 0 or last):
+                    flush()
+                    self._bench_and_track(bench, state, env, log, model)
+                if (dev is not None or bench is not None) and (state.step % eval_every == 0 or last):
                     if cfg.patience is not None and state.bad_evals >= cfg.patience:
                         state.stopped_early = True
                 interrupted = stop.raised
@@ -487,7 +547,9 @@ class BiEncoderTrainer:
             "device": str(device),
             "dev_batches_path": cfg.dev_batches,
         }
-        if dev is not None and state.best_step is not None and env.is_main:
+        if bench is not None:
+            result["dev_benchmark"] = self._bench_result(bench, state)
+        if (dev is not None or bench is not None) and state.best_step is not None and env.is_main:
             best = self.ckpt_root / "best" / "model.pt"
             if best.is_file() and state.best_step != state.step:
                 model.load_state_dict(torch.load(best, map_location=device, weights_only=True))
@@ -583,20 +645,67 @@ class BiEncoderTrainer:
         return float(env.mean(total / max(count, 1)).item())
 
     def _evaluate_and_track(self, dev: BatchSource, state: TrainState, env: DistEnv, log: LossLog | None,
-                            model: torch.nn.Module) -> None:
+                            model: torch.nn.Module, select: bool = True) -> None:
+        """Dev loss; with ``select`` (no --dev-benchmark) it also picks the weights that are saved."""
         value = self.evaluate(dev, env)
         if state.best_dev_loss is None or value < state.best_dev_loss:
-            state.best_dev_loss, state.best_step, state.bad_evals = value, state.step, 0
-            if env.is_main:
-                best = self.ckpt_root / "best"
-                best.mkdir(parents=True, exist_ok=True)
-                torch.save(model.state_dict(), best / "model.tmp")
-                (best / "model.tmp").replace(best / "model.pt")
-        else:
+            state.best_dev_loss = value
+            if select:
+                state.best_step, state.bad_evals = state.step, 0
+                self._save_best(env, model)
+        elif select:
             state.bad_evals += 1
         if log is not None:
             log.add([{"step": state.step, "kind": "dev", "epoch": "", "batch_id": "", "batch_type": "",
                       "loss": round(value, 6), "lr": "", "pairs_per_s": "", "seconds": ""}])
+
+    def _save_best(self, env: DistEnv, model: torch.nn.Module) -> None:
+        if env.is_main:
+            best = self.ckpt_root / "best"
+            best.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), best / "model.tmp")
+            (best / "model.tmp").replace(best / "model.pt")
+
+    def _bench_and_track(self, bench: DevBenchmark, state: TrainState, env: DistEnv, log: LossLog | None,
+                         model: torch.nn.Module, reference: bool = False) -> None:
+        """Score the dev benchmark; keep the best fine-tuned weights (``reference``: the base, step 0)."""
+        metrics = {"step": state.step, **bench.evaluate(model)}
+        curve = state.extra.setdefault("dev_benchmark_curve", [])
+        curve.append(metrics)
+        if reference:
+            state.extra["dev_benchmark_base"] = metrics
+        else:
+            best = state.extra.get("dev_benchmark_best")
+            if best is None or metrics["score"] > best["score"]:
+                state.extra["dev_benchmark_best"] = metrics
+                state.best_step, state.bad_evals = state.step, 0
+                self._save_best(env, model)
+            else:
+                state.bad_evals += 1
+        if env.is_main:
+            path = self.out / CURVE_FILE
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=CURVE_FIELDS)
+            writer.writeheader()
+            writer.writerows([{k: row[k] for k in CURVE_FIELDS} for row in curve])
+            atomic_write_bytes(path, buf.getvalue().encode())
+        if log is not None:
+            log.add([{"step": state.step, "kind": "dev_benchmark", "epoch": "", "batch_id": "", "batch_type": "",
+                      "loss": "", "lr": "", "pairs_per_s": "", "seconds": metrics["seconds"],
+                      "score": metrics["score"]}])
+
+    def _bench_result(self, bench: DevBenchmark, state: TrainState) -> dict[str, Any]:
+        base = state.extra.get("dev_benchmark_base")
+        best = state.extra.get("dev_benchmark_best")
+        out: dict[str, Any] = {"path": bench.directory, "metric": bench.metric, "base": base, "best": best,
+                               "curve": state.extra.get("dev_benchmark_curve", [])}
+        if base and best:
+            out["beats_base"] = beats_base(best, base)
+            if not out["beats_base"]["score"]:
+                tqdm.write(f"warning: no checkpoint beat the base model on the dev benchmark ({bench.metric} "
+                           f"{best['score']:.4f} at step {best['step']} vs base {base['score']:.4f}); the saved "
+                           "model is the best fine-tuned one, and it is worse than its base", file=sys.stderr)
+        return out
 
     def _checkpoint(self, state: TrainState, env: DistEnv, model: torch.nn.Module, optimizer: Any, scheduler: Any,
                     scaler: Any) -> None:

@@ -70,11 +70,15 @@ def test_paper_pipeline_has_the_paper_recipe():
 def test_squad_parallel_study_runs_differ_only_in_strategy_alpha_and_seed():
     pipe = load_pipeline(ROOT / "pipelines" / "squad-parallel.yaml")
     benchmark = pipe.out_dir(pipe.step("benchmark"))
+    selbench = pipe.out_dir(pipe.step("selbench"))
     batches = [s for s in pipe.steps if s.stage == "build-batches"]
     trains = [s for s in pipe.steps if s.stage == "train"]
     assert len(batches) == len(trains) >= 8
-    for step in batches:  # nothing evaluated on is trained on
-        assert step.options["exclude-groups"] == f"{benchmark}/heldout_group_ids.txt"
+    for step in batches:  # nothing evaluated on, nor selected on, is trained on
+        assert step.options["exclude-groups"] == [f"{benchmark}/heldout_group_ids.txt",
+                                                  f"{selbench}/heldout_group_ids.txt"]
+    for step in trains:  # model selection on the selection benchmark, never on the reported one
+        assert step.options["dev-benchmark"] == str(selbench)
     varying = {"strategy", "alpha", "seed", "batches"}
     for group in (batches, trains):
         assert len({json.dumps({k: v for k, v in s.options.items() if k not in varying}) for s in group}) == 1
