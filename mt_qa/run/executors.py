@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from mt_qa.errors import MtqaError
 from mt_qa.run.progress import ConsoleProgress, LogPump, attempt_header
@@ -59,32 +60,35 @@ class LocalExecutor:
         threads = max(1, default_workers() // len(argvs))
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MTQA_THREADS": str(threads),
                PARENT_ENV: str(os.getpid())}
-        procs = []
-        results = []
+        procs: list[subprocess.Popen] = []
+        files: list[IO[bytes]] = []
+        pumps: list[LogPump] = []
+        logs = [log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
+                for i in range(len(argvs))]  # fmt: skip
         try:
             for i, argv in enumerate(argvs):
-                log = log_dir / (f"{step_name}.log" if len(argvs) == 1 else f"{step_name}.{i}.log")
-                fh = open(log, "ab")  # noqa: SIM115 - closed below, after the process ends
-                fh.write(attempt_header(argv).encode())
-                fh.flush()
+                files.append(open(logs[i], "ab"))  # noqa: SIM115 - closed below, after the process ends
+                files[i].write(attempt_header(argv).encode())
+                files[i].flush()
                 # mt_qa.run.task: the worker gets SIGTERM from the kernel if this process dies.
-                proc = subprocess.Popen([sys.executable, "-m", "mt_qa.run.task", *argv], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, env=env)  # fmt: skip
-                pump = LogPump(proc.stdout, fh, progress.callback(i) if progress else None)
-                pump.start()
-                procs.append((i, proc, fh, log, pump))
-            for i, proc, fh, log, pump in procs:
-                code = proc.wait()
-                pump.join()
-                fh.close()
-                results.append(TaskResult(i, code, log))
+                procs.append(subprocess.Popen([sys.executable, "-m", "mt_qa.run.task", *argv],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env))  # fmt: skip
+                pumps.append(LogPump(procs[i].stdout, files[i], progress.callback(i) if progress else None))
+                pumps[i].start()
+            codes = [proc.wait() for proc in procs]
+            for pump in pumps:
+                pump.join()  # the whole output is in the log before it is closed
         except BaseException:
-            stop_processes([proc for _, proc, _, _, _ in procs])
-            for _, _, fh, _, pump in procs:
-                pump.join(timeout=5)
-                fh.close()
+            # Interrupted at any point (Ctrl-C, SIGTERM, even while a worker is being started):
+            # every worker started so far is stopped before this process goes.
+            stop_processes(procs)
             raise
-        return results
+        finally:
+            for pump in pumps:
+                pump.join(timeout=5)  # after an interruption: what the stopped workers still wrote
+            for fh in files:
+                fh.close()
+        return [TaskResult(i, code, logs[i]) for i, code in enumerate(codes)]
 
 
 def check_workers(workers: int | None) -> int | None:

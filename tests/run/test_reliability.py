@@ -108,7 +108,7 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         kids = children(proc.pid)
-        if kids and (tmp_path / "run" / "logs").is_dir():
+        if len(kids) == 2 and (tmp_path / "run" / "logs").is_dir():  # both workers (--workers 2) started
             time.sleep(1.0)  # the worker is up and blocked on the FIFO
             return proc, kids[0]
         time.sleep(0.05)
