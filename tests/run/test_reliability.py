@@ -103,8 +103,10 @@ def alive(pid: int) -> bool:
 
 def start_run(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     path = fifo_pipeline(tmp_path)
+    # stderr kept, with faulthandler on: if the run ever hangs, SIGABRT dumps where (see below).
+    err = open(tmp_path / "run.stderr", "wb")  # noqa: SIM115 - the child holds it; closed with the test's tmp dir
     proc = subprocess.Popen([sys.executable, "-m", "mt_qa.cli", "run", str(path), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         kids = children(proc.pid)
@@ -132,7 +134,13 @@ def test_workers_do_not_outlive_the_run(tmp_path, sig):
     try:
         assert alive(worker)
         proc.send_signal(sig)
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to run.stderr
+            proc.wait(10)
+            stacks = (tmp_path / "run.stderr").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"mtqa run still running 30 s after {sig.name}:\n{stacks}") from None
         assert wait_dead(worker), f"worker {worker} outlived mtqa run after {sig.name}"
     finally:
         for pid in (proc.pid, worker):
