@@ -106,7 +106,11 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     # stderr kept, with faulthandler on: if the run ever hangs, SIGABRT dumps where (see below).
     err = open(tmp_path / "run.stderr", "wb")  # noqa: SIM115 - the child holds it; closed with the test's tmp dir
     proc = subprocess.Popen([sys.executable, "-m", "mt_qa.cli", "run", str(path), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                            # A job started with `&` by a non-interactive shell (CI launched in the background)
+                            # inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored: reset it, so the
+                            # run sees Ctrl-C as a user's foreground run does.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         kids = children(proc.pid)
