@@ -59,17 +59,20 @@ class LogPump(threading.Thread):
     def run(self) -> None:
         pending = b""  # the latest \r-redrawn line, not yet in the log
         last_snapshot = time.monotonic()
-        buffer = b""
+        buffer = bytearray()  # holds no separator between chunks; grows in place (a long line stays linear)
         while True:
             chunk = self.pipe.read1(65536) if hasattr(self.pipe, "read1") else self.pipe.read(65536)
             if not chunk:
                 break
+            start = len(buffer)  # only the new bytes can hold a separator
             buffer += chunk
             while True:
-                cut = min((i for i in (buffer.find(b"\r"), buffer.find(b"\n")) if i >= 0), default=-1)
+                cut = min((i for i in (buffer.find(b"\r", start), buffer.find(b"\n", start)) if i >= 0),
+                          default=-1)  # fmt: skip
                 if cut < 0:
                     break
-                segment, sep, buffer = buffer[:cut], buffer[cut:cut + 1], buffer[cut + 1:]
+                segment, sep, buffer = bytes(buffer[:cut]), buffer[cut:cut + 1], buffer[cut + 1:]
+                start = 0
                 if sep == b"\n":
                     # A line ends: a bar's final state (pending is superseded) or ordinary output.
                     self.log.write((segment or pending) + b"\n")
@@ -83,7 +86,7 @@ class LogPump(threading.Thread):
                 if segment:
                     self.log.flush()
                     self._report(segment)
-        rest = buffer or pending
+        rest = bytes(buffer) or pending
         if rest:
             self.log.write(rest + b"\n")
             self._report(rest)
