@@ -126,3 +126,43 @@ def test_rerunning_one_array_task_by_hand_completes_the_step(slurm, workdir, ref
     run_dir = workdir / "runs" / "tiny"
     assert tree_digest(run_dir / "collect") == tree_digest(reference / "collect")
     assert (run_dir / "_steps" / "collect.json").is_file()  # the completing task marked the step
+
+
+def test_nightly_scrontab_entry_runs_the_chain_as_a_slurm_job(slurm, workdir, reference):
+    """manifests/slurm/nightly.scrontab, fired once. Debian's Slurm ships no scrontab command, and
+    each firing of a scrontab entry is a batch job with the entry's #SCRON options, so the test
+    submits exactly that job: the shipped options and command, with only the edits the file asks
+    for (the directory, the pipeline and its task count). The job runs pipeline.sh --resume, which
+    submits the chain from inside the job; a second firing finds nothing to do."""
+    from tests.cluster.conftest import BIN
+
+    lines = (SLURM / "nightly.scrontab").read_text().splitlines()
+    options = [line.removeprefix("#SCRON").strip() for line in lines if line.startswith("#SCRON ")]
+    entries = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert len(entries) == 1, entries
+    *schedule, command = entries[0].split(None, 5)
+    assert schedule == ["0", "2", "*", "*", "*"]  # nightly at 02:00
+    edited = [o.replace("--chdir=/shared/mtqa", f"--chdir={workdir}") for o in options]
+    assert edited != options and command.endswith("pipelines/paper.yaml 8")
+    command = command.removesuffix("pipelines/paper.yaml 8") + "pipe.yaml 2"
+    # The entry's working directory as a user's checkout has it: the environment, the scripts, logs/.
+    (workdir / ".venv").symlink_to(BIN.parent)
+    (workdir / "manifests").symlink_to(ROOT / "manifests")
+    (workdir / "logs").mkdir()
+    script = workdir / "nightly-entry.sh"
+    script.write_text(f"#!/bin/sh\n{command}\n")  # cron runs an entry's command with /bin/sh
+    env = {**slurm, "MTQA_CPUS_PER_TASK": "1"}
+
+    def fire() -> str:
+        job = sh(["sbatch", "--parsable", *edited, str(script)], env, workdir).stdout.strip()
+        state = wait_for(env, [job])[job]
+        log = (workdir / "logs" / f"mtqa-nightly-submit-{job}.out").read_text()
+        assert state["JobState"] == "COMPLETED", log
+        return log
+
+    ids = submitted(fire())
+    assert list(ids) == ["collect", "filter", "batches"]
+    assert_all_completed(wait_for(env, list(ids.values())))
+    assert_same_outputs(workdir / "runs" / "tiny", reference)
+    second = fire()
+    assert "nothing to submit" in second and not submitted(second)
