@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -166,3 +167,85 @@ def test_nightly_scrontab_entry_runs_the_chain_as_a_slurm_job(slurm, workdir, re
     assert_same_outputs(workdir / "runs" / "tiny", reference)
     second = fire()
     assert "nothing to submit" in second and not submitted(second)
+
+
+TRAIN_STEP = """  - name: train
+    stage: train
+    options: {{batches: "${{steps.batches}}", model: {model}, max-steps: 3, max-query-length: 16,
+               max-passage-length: 32, mini-batch-size: 0, seed: 0, resume: true}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(sample_data: Path, tmp_path_factory) -> Path:
+    import gzip
+    import json
+
+    from tests.train.conftest import make_tiny_model
+
+    doc = json.loads(gzip.open(sample_data / "dev.en.json.gz").read())
+    texts = [p["context"] for a in doc["data"] for p in a["paragraphs"]]
+    return make_tiny_model(texts, tmp_path_factory.mktemp("tiny-encoder"))
+
+
+def _train_pipeline(work: Path, model: Path) -> None:
+    (work / "pipe.yaml").write_text((work / "pipe.yaml").read_text() + TRAIN_STEP.format(model=model))
+
+
+def _local_train_reference(workdir: Path, model: Path) -> Path:
+    """The same pipeline, train step included, run locally with the thread budget a 1-CPU job gets."""
+    from tests.cluster.conftest import BIN, engine_env
+
+    ref = workdir.parent / "local"
+    shutil.copytree(workdir, ref, symlinks=True)
+    subprocess.run([str(BIN / "mtqa"), "run", "pipe.yaml", "--workers", "1"], cwd=ref, check=True,
+                   env=engine_env(MTQA_THREADS="1"), capture_output=True)  # fmt: skip
+    return ref / "runs" / "tiny"
+
+
+def assert_same_model(run_dir: Path, reference: Path) -> None:
+    """The same weights, bit for bit, and the same loss log but for its timing columns."""
+    import csv
+
+    def log(path: Path) -> list[dict[str, str]]:
+        rows = list(csv.DictReader((path / "train" / "training_log.csv").open(newline="")))
+        return [{k: v for k, v in row.items() if k not in ("pairs_per_s", "seconds")} for row in rows]
+
+    weights = (run_dir / "train" / "model.safetensors").read_bytes()
+    assert weights == (reference / "train" / "model.safetensors").read_bytes()
+    assert log(run_dir) == log(reference) and log(run_dir)
+
+
+def test_train_step_on_a_cpu_only_cluster_runs_as_one_process(slurm, workdir, tiny_encoder):
+    """pipeline.sh on a cluster without GPUs: train goes to step-single.sbatch (no torchrun) and
+    trains exactly what a local run trains."""
+    _train_pipeline(workdir, tiny_encoder)
+    reference = _local_train_reference(workdir, tiny_encoder)
+    env = {**slurm, "MTQA_CPUS_PER_TASK": "1"}
+    out = sh([str(SLURM / "pipeline.sh"), "pipe.yaml", "2"], env, workdir)
+    ids = submitted(out.stdout)
+    assert list(ids) == ["collect", "filter", "batches", "train"], out.stdout
+    assert "train: submitted as job" in out.stdout and "(train, 1 task(s))" in out.stdout
+    found = wait_for(env, list(ids.values()))
+    assert_all_completed(found)
+    assert found[ids["train"]]["Command"].endswith("step-single.sbatch")
+    assert_same_outputs(workdir / "runs" / "tiny", reference)
+    assert_same_model(workdir / "runs" / "tiny", reference)
+
+
+def test_train_sbatch_without_gpus_trains_like_a_local_run(slurm, workdir, tiny_encoder):
+    """train.sbatch submitted by hand, as its header says, on a node without GPUs: one CPU process."""
+    from tests.cluster.conftest import BIN, engine_env
+
+    _train_pipeline(workdir, tiny_encoder)
+    reference = _local_train_reference(workdir, tiny_encoder)
+    subprocess.run([str(BIN / "mtqa"), "run", "pipe.yaml", "--workers", "1", "--only", "collect", "--only", "filter",
+                    "--only", "batches"], cwd=workdir, env=engine_env(), check=True, capture_output=True)  # fmt: skip
+    (workdir / "logs").mkdir()
+    job = sh(["sbatch", "--parsable", "--cpus-per-task=1", "--export=ALL,PIPELINE=pipe.yaml,STEP=train",
+              str(SLURM / "train.sbatch")], slurm, workdir).stdout.strip()  # fmt: skip
+    state = wait_for(slurm, [job])[job]
+    log = (workdir / "logs" / f"mtqa-train-{job}.out").read_text()
+    assert state["JobState"] == "COMPLETED" and state["ExitCode"] == "0:0", log
+    assert (workdir / "runs" / "tiny" / "_steps" / "train.json").is_file()
+    assert_same_model(workdir / "runs" / "tiny", reference)
