@@ -12,23 +12,15 @@ from mt_qa.run.config import PipelineError, load_pipeline
 from mt_qa.run.executors import LocalExecutor
 from mt_qa.run.runner import PipelineRunner
 from mt_qa.run.validate import check_argv
+from tests.helpers import write_pipeline_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "pipelines" / "data" / "squad-sample.en.json"
 
 
 def write_pipeline(tmp_path: Path, last_steps: str) -> Path:
-    path = tmp_path / "pipe.yaml"
-    path.write_text(f"""
-name: t
-run_dir: {tmp_path / "run"}
-steps:
-  - name: collect
-    stage: collect
-    args: ["{SAMPLE}"]
-{last_steps}
-""")
-    return path
+    """A collect step of the bundled sample, then ``last_steps``."""
+    return write_pipeline_yaml(tmp_path, f'  - {{name: collect, stage: collect, args: ["{SAMPLE}"]}}\n{last_steps}')
 
 
 def mtqa(*args: str) -> subprocess.CompletedProcess[str]:
