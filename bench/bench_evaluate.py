@@ -151,18 +151,16 @@ def run_worker(name: str) -> dict:
 
 
 def bench_encode(n_texts: int) -> dict:
-    from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
+    from squad_setup import collect_squad
+
     from mt_qa.evaluate.build import BuildLareqa
     from mt_qa.evaluate.encode import Encoder
     from mt_qa.evaluate.lareqa import load_benchmark
 
-    squad = ROOT.parent / "shared" / "data" / "squad-v1.1"
     model = os.environ.get("MTQA_E5_DIR", str(Path.home() / ".cache" / "mtqa" / "e5-small"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        CollectStage([SourceSpec(str(squad / "dev-v1.1.en.json.gz"))], tmp / "collect",
-                     parallel=[ParallelSpec("es", str(squad / "dev-v1.1.es.json.gz")),
-                               ParallelSpec("it", str(squad / "dev-v1.1.it.json.gz"))], progress=False).run()
+        collect_squad(tmp / "collect")
         BuildLareqa(tmp / "collect", tmp / "bench", articles=10).run()
         task = load_benchmark(tmp / "bench").task()
         n_q = min(n_texts // 3, task.num_queries)

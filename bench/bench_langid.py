@@ -52,15 +52,10 @@ def tatoeba() -> list[tuple[str, str]]:
 
 
 def collect(out: Path) -> Path:
-    from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
+    """SQuAD dev + the train prefix, en/es/it/pt (``bench_filter`` and ``bench_semantic`` use it too)."""
+    from squad_setup import collect_squad
 
-    squad = SHARED / "squad-v1.1"
-    sources = [SourceSpec(str(squad / "dev-v1.1.en.json.gz")), SourceSpec(str(squad / "train-v1.1.prefix.en.json.gz"))]
-    CollectStage(sources, out, parallel=[ParallelSpec("es", str(squad / "dev-v1.1.es.json.gz")),
-                                ParallelSpec("it", str(squad / "dev-v1.1.it.json.gz")),
-                                ParallelSpec("pt", str(squad / "train-v1.1.prefix.pt.json.gz"))],
-                 progress=False).run()
-    return out
+    return collect_squad(out, train_prefix=True)
 
 
 def worker(spec: str, collected: Path) -> dict:

@@ -127,8 +127,8 @@ def main() -> None:
                              {**res, "ex": executor}))
                 print(name, res, flush=True)
         if not args.skip_translate:
+            from mt_qa.testing.nllb import build_nllb_checkpoint
             from mt_qa.translate.models import convert
-            from mt_qa.translate.tiny import build_nllb_checkpoint
 
             texts = [line for line in (SQUAD.parent / "tatoeba" / "tatoeba.deu-eng.eng").read_text().splitlines()]
             ckpt = build_nllb_checkpoint(tmp / "nllb-hf", texts[:800], spm_vocab_size=300)

@@ -150,14 +150,9 @@ def e5_model(layers: int | None) -> Path:
 
 
 def collect(tmp: Path) -> Path:
-    from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
+    from squad_setup import collect_squad
 
-    out = tmp / "collect"
-    sources = [SourceSpec(str(SQUAD / "dev-v1.1.en.json.gz")), SourceSpec(str(SQUAD / "train-v1.1.prefix.en.json.gz"))]
-    CollectStage(sources, out, parallel=[ParallelSpec("es", str(SQUAD / "dev-v1.1.es.json.gz")),
-                                ParallelSpec("it", str(SQUAD / "dev-v1.1.it.json.gz")),
-                                ParallelSpec("pt", str(SQUAD / "train-v1.1.prefix.pt.json.gz"))], progress=False).run()
-    return out
+    return collect_squad(tmp / "collect", train_prefix=True)
 
 
 def batches(qa: Path, tmp: Path, batch_size: int) -> Path:

@@ -124,8 +124,8 @@ def build_vocab_map(ct2_dir: Path, out: Path, map_size: int, log) -> dict[str, A
 # ---------------------------------------------------------------------- models
 def build_models(workdir: Path, log, float32: bool = False) -> dict[str, Path]:
     """The NLLB-600M-shaped random checkpoint and its int8 (and float32) CTranslate2 conversions."""
+    from mt_qa.testing.nllb import NLLB_600M, build_nllb_checkpoint
     from mt_qa.translate.models import convert, is_ct2_dir, is_hf_checkpoint
-    from mt_qa.translate.tiny import NLLB_600M, build_nllb_checkpoint
 
     hf = workdir / "nllb600m-random-hf"
     int8, f32 = workdir / "nllb600m-random-ct2-int8", workdir / "nllb600m-random-ct2-f32"
@@ -304,10 +304,11 @@ def run_worker(engine: str, args: argparse.Namespace, models: dict[str, Path], s
 # ---------------------------------------------------------------------- dedup + cache on SQuAD dev
 def dedup_and_cache(workdir: Path, log) -> dict[str, Any]:
     """Translation calls on SQuAD dev: naive vs per-shard dedup vs cache, and on a rerun adding a language."""
-    from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
+    from squad_setup import collect_squad
+
+    from mt_qa.testing.nllb import TINY, build_nllb_checkpoint
     from mt_qa.translate.models import convert, is_ct2_dir
     from mt_qa.translate.stage import TranslateStage
-    from mt_qa.translate.tiny import TINY, build_nllb_checkpoint
     from mt_qa.translate.translator import DecodeOptions
 
     tiny = workdir / "tiny-ct2"
@@ -316,9 +317,7 @@ def dedup_and_cache(workdir: Path, log) -> dict[str, Any]:
         convert(workdir / "tiny-hf", tiny, "int8")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        CollectStage([SourceSpec(str(SQUAD / "dev-v1.1.en.json.gz"))], tmp / "collect",
-                     parallel=[ParallelSpec("es", str(SQUAD / "dev-v1.1.es.json.gz")),
-                               ParallelSpec("it", str(SQUAD / "dev-v1.1.it.json.gz"))], progress=False).run()
+        collect_squad(tmp / "collect")
         # Counts do not depend on what the model outputs: keep decoding short.
         options = DecodeOptions(beam_size=1, max_length_ratio=0.01, max_length_slack=1, no_repeat_ngram_size=0)
 

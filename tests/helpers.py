@@ -14,3 +14,10 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "_run.json"
     }
+
+
+def write_pipeline_yaml(tmp_path: Path, steps: str, name: str = "t") -> Path:
+    """``tmp_path/pipe.yaml``: a pipeline NAME running in ``tmp_path/run`` with the given ``steps:`` YAML."""
+    path = tmp_path / "pipe.yaml"
+    path.write_text(f"name: {name}\nrun_dir: {tmp_path / 'run'}\nsteps:\n{steps}")
+    return path

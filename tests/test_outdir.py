@@ -216,7 +216,7 @@ def test_build_lareqa_overwrite_refuses_a_foreign_directory(tmp_path):
 
 
 def test_evaluate_refuses_to_write_a_report_into_a_foreign_directory(tmp_path):
-    from mt_qa.evaluate.cli import _claim
+    from mt_qa.evaluate.commands import claim_report as _claim
 
     out = _foreign(tmp_path)
     with pytest.raises(MtqaError, match="did not make"):

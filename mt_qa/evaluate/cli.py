@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ from rich.table import Table
 
 from mt_qa.clickutil import wide_console
 from mt_qa.errors import MtqaError
-from mt_qa.evaluate.report import REPORT, fmt
+from mt_qa.evaluate.commands import run_beir, run_lareqa, run_tatoeba
+from mt_qa.evaluate.report import fmt
 
 
 def _langs(value: str | None) -> list[str] | None:
@@ -55,39 +55,6 @@ def encoder_options(prefixes: bool = True) -> Any:
     return decorate
 
 
-def _encoder(kw: dict[str, Any]):
-    from mt_qa.evaluate.encode import Encoder
-    from mt_qa.torchdevice import check_device
-
-    check_device(kw["device"])
-    return Encoder(kw["model"], device=kw["device"], batch_size=kw["batch_size"], max_length=kw["max_length"],
-                   normalize=not kw["no_normalize"], cache_dir=False if kw["no_cache"] else kw["cache_dir"],
-                   progress=not kw["quiet"])
-
-
-def _sources(data: tuple[str, ...]) -> list[str]:
-    return sorted(str(Path(d).resolve()) for d in data)
-
-
-def _claim(out: Path, kind: str, identity: dict[str, Any], overwrite: bool) -> None:
-    """Claim and lock --out (``mt_qa/outdir.py``): a report of another model/data is replaced only
-    with --overwrite, a directory that is not an mtqa report never."""
-    from mt_qa.outdir import claim_output
-
-    path = out / REPORT
-
-    def same_run() -> bool:
-        try:
-            old = json.loads(path.read_text())
-            return {"kind": old.get("kind"), "model": old.get("model", {}).get("content_sha256"),
-                    "sources": sorted(str(b.get("source")) for b in old.get("benchmarks", {}).values())} == identity
-        except (OSError, ValueError, AttributeError, TypeError):
-            return False
-
-    claim_output(out, markers=(REPORT,), same_run=same_run, overwrite=overwrite, what=f"{kind} report directory",
-                 overwrite_hint="--overwrite (a report of another model or data)")
-
-
 @click.group()
 def evaluate() -> None:
     """Evaluate retrievers: XQuAD-R / MLQA-R (mAP, language bias), BEIR/MIRACL layouts, reports.
@@ -116,23 +83,8 @@ def lareqa(data, out, languages, names, ties, no_plots, **kw):
     DATA are directories of <lang>.json files with sentence breaks (the public LAReQA release
     layout). Writes report.json, report.md, per-query files and plots into --out.
     """
-    from mt_qa.evaluate.pipeline import Prefixes, evaluate_lareqa
-    from mt_qa.evaluate.report import write_lareqa_report
-
-    out = Path(out)
-    encoder = _encoder(kw)
-    _claim(out, "lareqa", {"kind": "lareqa", "model": encoder.model_hash, "sources": _sources(data)},
-           kw["overwrite"])
-    try:
-        result = evaluate_lareqa(list(data), encoder, languages=_langs(languages),
-                                 prefixes=Prefixes(kw["query_prefix"], kw["passage_prefix"]), ties=ties,
-                                 names=list(names) or None, progress=not kw["quiet"])
-    finally:
-        encoder.close()
-    report = result["report"]
-    if kw["label"]:
-        report["label"] = kw["label"]
-    write_lareqa_report(out, report, result["results"], plots=not no_plots)
+    report = run_lareqa(data, Path(out), kw, languages=_langs(languages), names=list(names) or None, ties=ties,
+                        plots=not no_plots)
     console = wide_console()
     table = Table(title=f"mtqa evaluate lareqa: {report.get('label') or Path(kw['model']).name}",
                   title_justify="left")
@@ -166,34 +118,9 @@ def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
     DATA are directories with corpus.jsonl, queries.jsonl (or topics/) and qrels/. Writes a TREC
     run file per benchmark, report.json and report.md into --out.
     """
-    from mt_qa.evaluate.beir import beir_report, evaluate_beir, load_beir
-    from mt_qa.evaluate.report import beir_markdown
-    from mt_qa.shards import atomic_write_bytes, atomic_write_json
-
     out = Path(out)
-    if (queries or qrels) and len(data) > 1:
-        raise MtqaError("--queries/--qrels apply to a single DATA directory")
-    encoder = _encoder(kw)
-    _claim(out, "beir", {"kind": "beir", "model": encoder.model_hash, "sources": _sources(data)},
-           kw["overwrite"])
-    out.mkdir(parents=True, exist_ok=True)
-    entries = {}
-    try:
-        for d in data:
-            bench = load_beir(d, split, queries=queries, qrels=qrels)
-            entry = evaluate_beir(bench, encoder, out, k=k, query_prefix=kw["query_prefix"],
-                                  passage_prefix=kw["passage_prefix"], use_title=not no_title,
-                                  chunk_docs=chunk_docs, progress=not kw["quiet"])
-            entry["source"] = str(Path(d).resolve())
-            atomic_write_json(out / f"per_query_{bench.name}.json", entry["per_query"])
-            entries[bench.name] = entry
-    finally:
-        encoder.close()
-    report = beir_report(encoder, entries, {"query": kw["query_prefix"], "passage": kw["passage_prefix"]})
-    if kw["label"]:
-        report["label"] = kw["label"]
-    atomic_write_json(out / REPORT, report)
-    atomic_write_bytes(out / "report.md", beir_markdown(report).encode())
+    entries = run_beir(data, out, kw, split=split, queries=queries, qrels=qrels, k=k, chunk_docs=chunk_docs,
+                       use_title=not no_title)
     console = wide_console()
     for name, e in entries.items():
         console.print(f"{name}: " + ", ".join(f"{m} {fmt(v)}" for m, v in e["metrics"].items())
@@ -216,22 +143,9 @@ def tatoeba(data, out, languages, prefix, trained_languages, **kw):
     Tests cross-lingual alignment in languages without QA training data. Writes report.json and
     report.md into --out.
     """
-    from mt_qa.evaluate.tatoeba import evaluate_tatoeba, tatoeba_markdown
-    from mt_qa.shards import atomic_write_bytes, atomic_write_json
-
     out = Path(out)
-    encoder = _encoder(kw)
-    _claim(out, "tatoeba", {"kind": "tatoeba", "model": encoder.model_hash, "sources": _sources((data,))},
-           kw["overwrite"])
-    try:
-        report = evaluate_tatoeba(data, encoder, languages=_langs(languages), prefix=prefix,
-                                  trained_languages=_langs(trained_languages))
-    finally:
-        encoder.close()
-    if kw["label"]:
-        report["label"] = kw["label"]
-    atomic_write_json(out / REPORT, report)
-    atomic_write_bytes(out / "report.md", tatoeba_markdown(report).encode())
+    report = run_tatoeba(data, out, kw, languages=_langs(languages), prefix=prefix,
+                         trained_languages=_langs(trained_languages))
     bench = report["benchmarks"]["tatoeba"]
     console = wide_console()
     console.print("tatoeba accuracy: " + ", ".join(f"{k} {fmt(v)}" for k, v in bench["metrics"].items())

@@ -83,6 +83,7 @@ def run(pipeline, overrides, executor, workers, ray_address, gpus_per_task, only
     if print_argv:
         raise click.UsageError("--print-argv needs --step")
     if dry_run:
+        runner.check()
         click.echo(runner.describe())
         return
     summary = runner.run()

@@ -31,6 +31,7 @@ def list_steps(pipe: Pipeline, num_tasks: int) -> list[dict[str, Any]]:
     """Every step in order, as a launcher submitting sharded steps as ``num_tasks``-task arrays
     sees it: ``done`` means the step's marker matches those task command lines."""
     runner = PipelineRunner(pipe, LocalExecutor(num_tasks), echo=lambda m: None)
+    runner.check()  # a launcher submits nothing for a pipeline with a bad command in any step
     return [
         {
             "name": p.step.name,

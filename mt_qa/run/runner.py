@@ -20,6 +20,7 @@ from mt_qa.run.config import Pipeline, Step, option_args
 from mt_qa.run.executors import LocalExecutor, RayExecutor, StepFailed, TaskResult
 from mt_qa.run.lock import RunLock
 from mt_qa.run.progress import ConsoleProgress, attempt_tail
+from mt_qa.run.validate import check_commands
 from mt_qa.shards import atomic_write_json, sha256_file
 
 STEP_MARKERS = "_steps"
@@ -82,11 +83,17 @@ class PipelineRunner:
             raise StepFailed(f"step {step_name!r} ({step.stage}) is not sharded: run it as a single task (index 0)")
         return self._base_argv(step, quiet)
 
+    def selected_steps(self) -> list[Step]:
+        return [step for step in self.pipeline.steps if not self.only or step.name in self.only]
+
+    def check(self) -> None:
+        """Parse every selected step's task command lines with the real CLI (:mod:`mt_qa.run.validate`):
+        a typo in the last step fails before the first one starts."""
+        check_commands(self.pipeline, [(step.name, self.task_argvs(step)) for step in self.selected_steps()])
+
     def plan(self) -> list[PlannedStep]:
         planned = []
-        for step in self.pipeline.steps:
-            if self.only and step.name not in self.only:
-                continue
+        for step in self.selected_steps():
             argvs = self.task_argvs(step)
             fp = self.step_fingerprint(step, argvs)
             planned.append(PlannedStep(step, argvs, fp, self._is_done(step, fp)))
@@ -136,6 +143,7 @@ class PipelineRunner:
         run_dir = self.pipeline.run_dir
         summary: dict[str, Any] = {"pipeline": self.pipeline.name, "run_dir": str(run_dir), "steps": []}
         started = time.perf_counter()
+        self.check()
         check_writable_dir(run_dir, "run_dir")
         with RunLock(run_dir), _terminate_raises():
             _remove_own_temp_files(run_dir)

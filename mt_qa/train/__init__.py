@@ -12,7 +12,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # autocast precisions (here, not in train
 DEV_METRICS = ("mean", "mono", "cross", "multi")  # what --dev-benchmark selects on (mean: of the three mAPs)
 
 _LAZY = {"Batch": "mt_qa.train.data", "BatchSource": "mt_qa.train.data", "BiEncoderTrainer": "mt_qa.train.trainer",
-         "TrainConfig": "mt_qa.train.trainer"}  # fmt: skip
+         "TrainConfig": "mt_qa.train.config"}  # fmt: skip
 
 __all__ = ["DEV_METRICS", "PRECISIONS", "Batch", "BatchSource", "BiEncoderTrainer", "TrainConfig"]
 

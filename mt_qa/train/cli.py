@@ -7,6 +7,8 @@ from rich.table import Table
 
 from mt_qa.clickutil import wide_console
 from mt_qa.train import DEV_METRICS, PRECISIONS  # not the trainer: --help must not import torch
+from mt_qa.train.config import DEFAULTS as D
+from mt_qa.train.config import TrainConfig
 
 
 @click.command("train")
@@ -21,41 +23,42 @@ from mt_qa.train import DEV_METRICS, PRECISIONS  # not the trainer: --help must 
               help="Held-out LAReQA benchmark (mtqa evaluate build-lareqa; exclude its heldout_group_ids.txt from "
                    "the batches): scored every --eval-steps, the best weights are saved. The base model is "
                    "scored at step 0 as the reference, never selected.")
-@click.option("--dev-metric", type=click.Choice(DEV_METRICS), default="mean", show_default=True,
+@click.option("--dev-metric", type=click.Choice(DEV_METRICS), default=D["dev_metric"], show_default=True,
               help="What --dev-benchmark selection maximises: mono, cross or multi mAP, or their mean.")
-@click.option("--query-prefix", default="query: ", show_default=True, help="Prepended to every query.")
-@click.option("--passage-prefix", default="passage: ", show_default=True, help="Prepended to every passage.")
-@click.option("--max-query-length", default=64, show_default=True, help="Max query tokens.")
-@click.option("--max-passage-length", default=256, show_default=True, help="Max passage tokens.")
-@click.option("--temperature", default=0.01, show_default=True, help="InfoNCE temperature (scale = 1/T); "
+@click.option("--query-prefix", default=D["query_prefix"], show_default=True, help="Prepended to every query.")
+@click.option("--passage-prefix", default=D["passage_prefix"], show_default=True, help="Prepended to every passage.")
+@click.option("--max-query-length", default=D["max_query_length"], show_default=True, help="Max query tokens.")
+@click.option("--max-passage-length", default=D["max_passage_length"], show_default=True, help="Max passage tokens.")
+@click.option("--temperature", default=D["temperature"], show_default=True, help="InfoNCE temperature (scale = 1/T); "
               "0.01 is e5's own.")
-@click.option("--lr", default=2e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--lr", default=D["lr"], show_default=True, help="AdamW learning rate.")
 @click.option("--embedding-lr", type=float,
               help="Train the input word embeddings at this learning rate (> 0 overrides --freeze-embeddings; "
                    "0 = frozen).")
-@click.option("--freeze-embeddings/--train-embeddings", default=True, show_default=True,
+@click.option("--freeze-embeddings/--train-embeddings", default=D["freeze_embeddings"], show_default=True,
               help="Keep the input word embeddings fixed (most of a multilingual encoder's weights; only the "
                    "training languages' tokens would move). --train-embeddings trains them at --lr.")
-@click.option("--weight-decay", default=0.01, show_default=True, help="AdamW weight decay.")
-@click.option("--warmup-ratio", default=0.1, show_default=True, help="Linear warm-up over this share of steps.")
+@click.option("--weight-decay", default=D["weight_decay"], show_default=True, help="AdamW weight decay.")
+@click.option("--warmup-ratio", default=D["warmup_ratio"], show_default=True,
+              help="Linear warm-up over this share of steps.")
 @click.option("--warmup-steps", type=int, help="Warm-up steps (overrides --warmup-ratio).")
 @click.option("--epochs", type=int, help="Use the first N built epochs (default: all the store holds).")
 @click.option("--max-steps", type=int, help="Stop after this many steps (batches).")
-@click.option("--mini-batch-size", default=32, show_default=True,
+@click.option("--mini-batch-size", default=D["mini_batch_size"], show_default=True,
               help="GradCache chunk: memory of this many sequences whatever the batch size; 0 = no GradCache.")
-@click.option("--max-grad-norm", default=1.0, show_default=True, help="Gradient clipping (0 = off).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+@click.option("--max-grad-norm", default=D["max_grad_norm"], show_default=True, help="Gradient clipping (0 = off).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=D["precision"], show_default=True,
               help="Autocast precision: bf16 (GPU or CPU) or fp16 (GPU, with loss scaling).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations in backward (less memory).")
 @click.option("--no-negatives", is_flag=True, help="Ignore mined hard negatives in the batches.")
-@click.option("--save-steps", default=500, show_default=True, help="Checkpoint every N steps.")
-@click.option("--save-total-limit", default=2, show_default=True, help="Checkpoints kept.")
+@click.option("--save-steps", default=D["save_steps"], show_default=True, help="Checkpoint every N steps.")
+@click.option("--save-total-limit", default=D["save_total_limit"], show_default=True, help="Checkpoints kept.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints after a finished run.")
 @click.option("--eval-steps", type=int, help="Dev evaluation every N steps (default: --save-steps).")
 @click.option("--max-dev-batches", type=int, help="Evaluate on at most this many dev batches.")
 @click.option("--patience", type=int, help="Stop after N evaluations without a better dev loss.")
-@click.option("--log-steps", default=10, show_default=True, help="Write the loss log every N steps.")
-@click.option("--seed", default=42, show_default=True, help="Seed (dropout).")
+@click.option("--log-steps", default=D["log_steps"], show_default=True, help="Write the loss log every N steps.")
+@click.option("--seed", default=D["seed"], show_default=True, help="Seed (dropout).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")
 @click.option("--tensorboard", is_flag=True, help="Also log to OUT/tensorboard (needs tensorboard).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.")
@@ -74,7 +77,7 @@ def train(quiet: bool, no_negatives: bool, **options) -> None:
       torchrun --nproc-per-node 4 -m mt_qa.cli train --batches ... --model ... --out ... --precision bf16
     """
     from mt_qa.torchdevice import check_device
-    from mt_qa.train.trainer import BiEncoderTrainer, TrainConfig
+    from mt_qa.train.trainer import BiEncoderTrainer
 
     check_device(options.get("device"))
     config = TrainConfig(**options, use_negatives=not no_negatives, progress=not quiet)

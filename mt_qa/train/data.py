@@ -95,9 +95,6 @@ class BatchSource:
     def __len__(self) -> int:
         return sum(s.batches for s in self.shards)
 
-    def has_negatives(self) -> bool:
-        return bool(self.params.get("negatives"))
-
     def iter(self, start: int = 0) -> Iterator[Batch]:
         """Batches from step ``start`` on; whole shards before it are skipped without reading them."""
         step = 0

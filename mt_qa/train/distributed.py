@@ -23,7 +23,6 @@ BUCKET_BYTES = 64 << 20
 class DistEnv:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -91,7 +90,7 @@ def init_distributed(device: str | None) -> tuple[DistEnv, torch.device]:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local), dev
+    return DistEnv(rank, world), dev
 
 
 def shutdown_distributed() -> None:

@@ -37,12 +37,13 @@ from typing import Any
 import pyarrow as pa
 from tqdm import tqdm
 
+from mt_qa.cachedir import translation_cache_path
 from mt_qa.errors import MtqaError
 from mt_qa.languages import Language, parse_langs, resolve
 from mt_qa.records import QA_SCHEMA, qa_id
 from mt_qa.shards import ShardStore, ShardWriter, task_shards
 from mt_qa.translate.cache import Translation, TranslationCache, segment_key
-from mt_qa.translate.models import DEFAULT_MODEL, ModelInfo, cache_root, resolve_model
+from mt_qa.translate.models import DEFAULT_MODEL, ModelInfo, resolve_model
 from mt_qa.translate.models import _lock as model_lock
 from mt_qa.translate.segment import SourcePlan, normalize, plan_row, reassemble
 from mt_qa.translate.translator import DecodeOptions, NllbTranslator, resolve_compute_type, resolve_device
@@ -52,7 +53,7 @@ WORK_DIR = "_work"  # per-shard checkpoint databases when no shared cache is use
 
 
 def default_cache_path() -> Path:
-    return cache_root() / "translations.sqlite"
+    return translation_cache_path()  # node-local inside a Slurm job: mt_qa/cachedir.py
 
 
 @dataclass

@@ -8,7 +8,7 @@ import torch
 
 from mt_qa.train import BatchSource, BiEncoderTrainer, TrainConfig
 from mt_qa.train.distributed import init_distributed, shutdown_distributed
-from mt_qa.train.trainer import load_model, make_loss
+from mt_qa.train.model import load_model, make_loss
 
 
 def main(batches: str, model_dir: str, out: str, mini_batch_size: int) -> None:

@@ -18,8 +18,8 @@ from mt_qa.batches.positives import PositiveFormat
 from mt_qa.cli import main
 from mt_qa.errors import MtqaError
 from mt_qa.train import BatchSource, BiEncoderTrainer, TrainConfig
+from mt_qa.train.model import load_model, make_loss
 from mt_qa.train.selection import DevBenchmark, beats_base, primary_score
-from mt_qa.train.trainer import load_model, make_loss
 
 
 def config(batches: Path, model: Path, out: Path, **kw) -> TrainConfig:

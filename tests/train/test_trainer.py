@@ -22,7 +22,8 @@ from mt_qa.batches import BM25NegativeMiner, BuildBatchesStage
 from mt_qa.cli import main
 from mt_qa.errors import MtqaError
 from mt_qa.train import BatchSource, BiEncoderTrainer, TrainConfig
-from mt_qa.train.trainer import dev_loss, load_model, make_loss
+from mt_qa.train.model import load_model, make_loss
+from mt_qa.train.trainer import dev_loss
 
 from .conftest import make_tiny_model
 

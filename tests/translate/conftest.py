@@ -78,7 +78,7 @@ def squad_json(spanish: bool = False) -> dict:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight NLLB-architecture Transformers checkpoint with an NLLB tokenizer."""
-    from mt_qa.translate.tiny import build_nllb_checkpoint
+    from mt_qa.testing.nllb import build_nllb_checkpoint
 
     return build_nllb_checkpoint(tmp_path_factory.mktemp("tiny") / "hf", corpus_lines(), spm_vocab_size=300)
 
