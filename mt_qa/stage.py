@@ -27,7 +27,7 @@ import importlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -196,7 +196,7 @@ class ShardedStage:
             return build()
 
 
-@lru_cache(maxsize=None)
+@cache
 def stage_class(command: str) -> type | None:
     """The stage class behind an mtqa command (``None``: it writes no shard store)."""
     target = STAGE_CLASSES.get(command.split()[0] if command.strip() else command)

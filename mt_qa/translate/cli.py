@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ from mt_qa.translate.models import (
     load_model_info,
     validate_ct2_dir,
 )
-from mt_qa.translate.stage import TranslateStage, default_cache_path, describe, summary_rows
+from mt_qa.translate.stage import TranslateStage, default_cache_path
 from mt_qa.translate.translator import DEVICES, HARD_MAX_DECODING, DecodeOptions
 from mt_qa.translate.vocab_map_cli import parse_device_index, print_check, vocab_map_cmd, vocab_map_options
 
@@ -102,6 +103,25 @@ def translate(input_dir, langs, out, model, quantization, device, compute_type, 
                   ["lang", "mt rows", "kept existing", "rejected", "unique seg.", "cached", "translated"],
                   summary_rows(result))
     click.echo(describe(result), err=True)
+
+
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per-language lines of the end-of-run table."""
+    rows = []
+    for code, s in result["langs"].items():
+        rows.append([code, str(s["rows"]), str(s["existing"]), str(s["rejected"]), str(s["unique"]),
+                     str(s["cached"]), str(s["translated"])])
+    return rows
+
+
+def describe(result: dict[str, Any]) -> str:
+    model = result["model"]
+    speed = f", {result['segments_per_s']} segments/s" if result.get("segments_per_s") else ""
+    threads = result.get("threads")
+    threads_text = f", threads {threads[0]}x{threads[1]}" if threads else ""
+    return (f"model {model['id']} ({model['sha256'][:12]}) on {result['device']} {result['compute_type']}"
+            f"{threads_text}; {result['segments_translated']} segments translated, {result['segments_cached']} "
+            f"from cache{speed}; cache: {result['cache'] or 'off (per-shard checkpoints)'}")
 
 
 @click.group()
