@@ -74,13 +74,15 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
                 "Indexed Job's completions (or pass --num-shards), or every pod would do the whole step"
             )
     num_shards = env_count if num_shards is None else num_shards
-    num_shards = 1 if num_shards is None else num_shards
-    shard_index = 0 if shard_index is None else shard_index
-    if num_shards < 1:
-        raise MtqaError(f"--num-shards {num_shards}: must be at least 1 (the number of job-array tasks)")
-    if not 0 <= shard_index < num_shards:
-        raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
-    return num_shards, shard_index
+    slot = task_slot(1 if num_shards is None else num_shards, 0 if shard_index is None else shard_index)
+    return slot.num_tasks, slot.index
+
+
+def task_slot(num_tasks: int, index: int) -> Any:
+    """The ``TaskSlot`` (checked there, once); imported late: ``mtqa --help`` loads no Arrow."""
+    from mt_qa.stage import TaskSlot
+
+    return TaskSlot(num_tasks, index)
 
 
 def env_int(name: str) -> int | None:

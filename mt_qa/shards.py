@@ -572,7 +572,7 @@ def manifest_shape_problems(manifest: Any) -> list[str]:
 
 
 def task_shards(names: list[str], num_tasks: int = 1, task_index: int = 0) -> list[str]:
-    """The shards one job-array task owns: a fixed round-robin over the stable shard order."""
-    if num_tasks < 1 or not 0 <= task_index < num_tasks:
-        raise ShardStoreError(f"shard index {task_index} is outside 0..{num_tasks - 1}")
-    return [name for i, name in enumerate(names) if i % num_tasks == task_index]
+    """The shards one job-array task owns (the rule itself is ``mt_qa.stage.TaskSlot``)."""
+    from mt_qa.stage import TaskSlot
+
+    return TaskSlot(num_tasks, task_index).pick(names)
