@@ -134,3 +134,40 @@ def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: l
             f"this task finished its {result.get('shards_this_task')} shard(s); the manifest is "
             f"written when every task is done -> {result['out']}  [{result['seconds']}s]"
         )
+
+
+class LanguageList(click.ParamType):
+    """A comma list of languages in any code form (ISO 639-1/639-3, FLORES-200, ``de-CH``), resolved by
+    ``mt_qa.languages``: in order, without repeats. One parser for every command that takes a list.
+
+    ``output``: ``"languages"`` (``Language`` values), ``"codes"`` (mtqa's codes, ``["de", "zh"]``) or
+    ``"text"`` (the codes joined by commas, for commands that split the list themselves). An unknown
+    code is one ``Error:`` line naming the option.
+    """
+
+    name = "LANGS"
+
+    def __init__(self, output: str = "languages"):
+        if output not in ("languages", "codes", "text"):
+            raise ValueError(f"output must be languages, codes or text, not {output!r}")
+        self.output = output
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from mt_qa.languages import Language, UnknownLanguageError, parse_langs
+
+        if isinstance(value, list):
+            return value  # already converted
+        option = param.opts[0] if param is not None and param.opts else "--langs"
+        try:
+            langs: list[Language] = parse_langs(str(value))
+        except UnknownLanguageError as exc:
+            raise MtqaError(f"{option}: {exc}") from None
+        if self.output == "languages":
+            return langs
+        codes = [lang.code for lang in langs]
+        return codes if self.output == "codes" else ",".join(codes)
+
+
+LANGS = LanguageList()
+LANG_CODES = LanguageList("codes")
+LANG_TEXT = LanguageList("text")

@@ -63,3 +63,30 @@ def test_bad_integers_are_one_error(monkeypatch):
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "x")
     with pytest.raises(MtqaError, match=r"\$JOB_COMPLETION_INDEX='x' is not an integer"):
         resolve_array_task(None, None)
+
+
+def test_one_language_list_type_for_every_command():
+    import click
+    from click.testing import CliRunner
+
+    from mt_qa.clickutil import LANG_CODES, LANG_TEXT, LANGS
+
+    @click.command()
+    @click.option("--langs", type=LANGS)
+    @click.option("--codes", type=LANG_CODES)
+    @click.option("--text", type=LANG_TEXT)
+    def cmd(langs, codes, text):
+        click.echo(f"{[lang.flores for lang in langs]} {codes} {text}")
+
+    out = CliRunner().invoke(cmd, ["--langs", "deu,zh", "--codes", "deu, de-CH,es", "--text", "deu_Latn,fra"])
+    assert out.exit_code == 0 and out.output.strip() == "['deu_Latn', 'zho_Hans'] ['de', 'es'] de,fr"
+    with pytest.raises(MtqaError, match="--codes: unknown language code 'xx'"):
+        cmd.main(["--codes", "de,xx"], standalone_mode=False)
+
+
+def test_build_batches_takes_the_codes_translate_takes(tmp_path):
+    """Before: translate --langs deu worked, build-batches --langs deu failed."""
+    from mt_qa.batches.cli import build_batches
+
+    option = next(p for p in build_batches.params if p.name == "langs")
+    assert option.type.convert("deu,spa", option, None) == ["de", "es"]

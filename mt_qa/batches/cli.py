@@ -8,7 +8,7 @@ from mt_qa.batches.negatives import BM25NegativeMiner, SentenceNegatives
 from mt_qa.batches.positives import MISSING_SENTENCE, POSITIVES, PositiveFormat
 from mt_qa.batches.samplers import STRATEGIES
 from mt_qa.batches.stage import BuildBatchesStage
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
+from mt_qa.clickutil import LANG_CODES, array_options, common_output_options, print_summary, resolve_array_task
 from mt_qa.errors import MtqaError
 
 
@@ -46,7 +46,7 @@ def parse_ranks(value: str) -> tuple[int, int]:
               "negatives are the other pairs' passages).")
 @click.option("--epochs", type=int, default=1, show_default=True, help="Epochs to write, each reshuffled.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling (same seed, same batches).")
-@click.option("--langs", help="Use only these languages (comma-separated); default: all in the inputs.")
+@click.option("--langs", type=LANG_CODES, help="Use only these languages (any code form); default: all in the inputs.")
 @click.option("--lang-weights", multiple=True, metavar="LANG=W,...",
               help="Relative weight of each language for X-X batch languages and X-Y pair draws "
                    "(unlisted languages get 0). Default: uniform.")
@@ -106,7 +106,7 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
     num_tasks, task_index = resolve_array_task(num_shards, shard_index)
     stage = BuildBatchesStage(
         list(inputs), out, strategy=strategy, alpha=alpha, batch_size=batch_size, epochs=epochs, seed=seed,
-        langs=[x.strip() for x in langs.split(",") if x.strip()] if langs else None,
+        langs=langs or None,
         lang_weights=parse_weights(lang_weights, "--lang-weights"),
         dataset_weights=parse_weights(dataset_weights, "--dataset-weights"),
         batches_per_shard=batches_per_shard, distinct_passages=not allow_same_passage, miner=miner,

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
-from mt_qa.languages import parse_langs
+from mt_qa.clickutil import LANGS, array_options, common_output_options, print_summary, resolve_array_task
 from mt_qa.translate.models import (
     DEFAULT_MODEL,
     QUANTIZATIONS,
@@ -26,7 +25,7 @@ _DEFAULTS = DecodeOptions()
 
 @click.command()
 @click.argument("input_dir", type=click.Path(file_okay=False))
-@click.option("--langs", required=True, help="Target languages: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
+@click.option("--langs", required=True, type=LANGS, help="Targets: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Hugging Face id or local directory (a CTranslate2 model, or a Transformers NLLB checkpoint "
@@ -88,7 +87,7 @@ def translate(input_dir, langs, out, model, quantization, device, compute_type, 
     num_tasks, task_index = resolve_array_task(num_shards, shard_index)
     cache = None if no_cache else (cache_path or "default")
     stage = TranslateStage(
-        input_dir, out, parse_langs(langs), model=model, device=device, compute_type=compute_type, options=options,
+        input_dir, out, langs, model=model, device=device, compute_type=compute_type, options=options,
         inter_threads=inter_threads, intra_threads=intra_threads, max_batch_tokens=max_batch_tokens, cache=cache,
         checkpoint_every=checkpoint_every, retranslate_imported=retranslate_imported, quantization=quantization,
         model_cache=model_cache, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
@@ -151,10 +150,10 @@ def convert_cmd(source, out, quantization, force):
 
 @model.command("info")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--langs", help="Also check that the model knows these languages.")
+@click.option("--langs", type=LANGS, help="Also check that the model knows these languages.")
 def info_cmd(directory, langs):
     """Validate a CTranslate2 model directory and print its id and content hash."""
-    codes = [lang.flores for lang in parse_langs(langs)] if langs else []
+    codes = [lang.flores for lang in langs] if langs else []
     path = Path(directory)
     problems = validate_ct2_dir(path, codes)
     if problems:
