@@ -223,3 +223,20 @@ def _field_option(f: dataclasses.Field) -> Callable[[Callable], Callable]:
     if default is not None and "default" not in kwargs and not kwargs.get("multiple"):
         kwargs.update(default=default, show_default=True)
     return click.option(flag, f.name, help=f.metadata["help"], **kwargs)
+
+
+def stage_options(config_cls: type) -> Callable[[Callable], Callable]:
+    """Every option a sharded stage's command shares: its config's fields, the job-array task
+    (``--num-shards``/``--shard-index``), ``--overwrite`` and ``--quiet``; see :func:`stage_run`."""
+
+    def decorate(fn: Callable) -> Callable:
+        return config_options(config_cls)(array_options(common_output_options(fn)))
+
+    return decorate
+
+
+def stage_run(values: dict[str, Any]) -> dict[str, Any]:
+    """The stage driver's keywords (task slot, overwrite, progress), taken out of a command's values."""
+    num_tasks, task_index = resolve_array_task(values.pop("num_shards"), values.pop("shard_index"))
+    return {"num_tasks": num_tasks, "task_index": task_index, "overwrite": values.pop("overwrite"),
+            "progress": not values.pop("quiet")}

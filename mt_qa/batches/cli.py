@@ -7,15 +7,7 @@ import click
 from mt_qa.batches.negatives import BM25NegativeMiner, SentenceNegatives
 from mt_qa.batches.positives import MISSING_SENTENCE, POSITIVES, PositiveFormat
 from mt_qa.batches.stage import BatchesConfig, BuildBatchesStage
-from mt_qa.clickutil import (
-    LANG_CODES,
-    array_options,
-    common_output_options,
-    config_from_options,
-    config_options,
-    print_summary,
-    resolve_array_task,
-)
+from mt_qa.clickutil import LANG_CODES, config_from_options, print_summary, stage_options, stage_run
 from mt_qa.errors import MtqaError
 
 
@@ -45,7 +37,6 @@ def parse_ranks(value: str) -> tuple[int, int]:
 @click.command("build-batches")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output batch shard directory.")
-@config_options(BatchesConfig)
 @click.option("--langs", type=LANG_CODES, help="Use only these languages (any code form); default: all in the inputs.")
 @click.option("--lang-weights", multiple=True, metavar="LANG=W,...",
               help="Relative weight of each language for X-X batch languages and X-Y pair draws "
@@ -74,11 +65,9 @@ def parse_ranks(value: str) -> tuple[int, int]:
               help="File of group_ids to leave out, one per line: a held-out benchmark's heldout_group_ids.txt "
                    "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on. Repeatable (e.g. "
                    "a dev benchmark and the --dev-benchmark of train).")
-@array_options
-@common_output_options
+@stage_options(BatchesConfig)
 def build_batches(inputs, out, langs, lang_weights, dataset_weights, allow_same_passage, positive, context_sentences,
-                  missing_sentence, negatives, negative_ranks, dev_out, exclude_groups, num_shards, shard_index,
-                  overwrite, quiet, **options):
+                  missing_sentence, negatives, negative_ranks, dev_out, exclude_groups, **options):
     """Build X-X, X-Y or hybrid training batches from QA shard directories.
 
     INPUTS are QA stores (collect, translate or filter output); rows sharing a group_id are
@@ -90,23 +79,22 @@ def build_batches(inputs, out, langs, lang_weights, dataset_weights, allow_same_
       mtqa build-batches runs/demo/filter -o runs/demo/batches --strategy hybrid --alpha 0.5 \\
           --batch-size 128 --epochs 3 --dev-out runs/demo/dev-batches --dev-fraction 0.02
     """
+    run = stage_run(options)
     miner = None
     if negatives == "bm25":
         low, high = parse_ranks(negative_ranks)
         try:
-            miner = BM25NegativeMiner(low, high, progress=not quiet)
+            miner = BM25NegativeMiner(low, high, progress=run["progress"])
         except ValueError as exc:
             raise MtqaError(f"--negative-ranks: {exc}") from None
     elif negatives == "sentence":
         miner = SentenceNegatives()
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
     config = config_from_options(
         BatchesConfig, options, langs=langs or None, lang_weights=parse_weights(lang_weights, "--lang-weights"),
         dataset_weights=parse_weights(dataset_weights, "--dataset-weights"), distinct_passages=not allow_same_passage,
         miner=miner, positive=PositiveFormat(positive, context_sentences, missing_sentence),
         exclude_groups=list(exclude_groups))
-    stage = BuildBatchesStage(list(inputs), out, config, dev_out=dev_out, num_tasks=num_tasks, task_index=task_index,
-                              overwrite=overwrite, progress=not quiet)
+    stage = BuildBatchesStage(list(inputs), out, config, dev_out=dev_out, **run)
     result = stage.run()
     rows = []
     for label, res in (("train", result), ("dev", result.get("dev"))):

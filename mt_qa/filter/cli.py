@@ -6,14 +6,7 @@ from typing import Any
 
 import click
 
-from mt_qa.clickutil import (
-    array_options,
-    common_output_options,
-    config_from_options,
-    config_options,
-    print_summary,
-    resolve_array_task,
-)
+from mt_qa.clickutil import config_from_options, print_summary, stage_options, stage_run
 from mt_qa.filter.semantic import SemanticConfig
 from mt_qa.filter.stage import FilterConfig, FilterStage
 
@@ -51,14 +44,11 @@ def semantic_options(fn: Any) -> Any:
 @click.command(name="filter")
 @click.argument("in_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
-@config_options(FilterConfig)
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes filtering shards in parallel (each shard is still written by one of them).")
 @semantic_options
-@array_options
-@common_output_options
-def filter_(in_dir: str, out: str, workers: int, num_shards: int | None, shard_index: int | None, overwrite: bool,
-            quiet: bool, **options: Any) -> None:
+@stage_options(FilterConfig)
+def filter_(in_dir: str, out: str, workers: int, **options: Any) -> None:
     """Drop rows in the wrong language, bad translations and duplicates from QA shards.
 
     IN_DIR is a collect or translate output directory; OUT_DIR gets the kept rows under the
@@ -71,15 +61,14 @@ def filter_(in_dir: str, out: str, workers: int, num_shards: int | None, shard_i
       mtqa filter runs/demo/translate -o runs/demo/filter --detector fasttext
       mtqa filter runs/demo/translate -o runs/demo/filter --semantic-model /models/multilingual-e5-small
     """
+    run = stage_run(options)
     semantic = {key: options.pop(key) for key in list(options) if key.startswith("semantic_") or key == "device"}
     config = config_from_options(FilterConfig, options, semantic=SemanticConfig(
         model=semantic["semantic_model"] or None, min_question=semantic["semantic_min_question"],
         min_sentence=semantic["semantic_min_sentence"], k=semantic["semantic_k"],
         prefix=semantic["semantic_prefix"], device=semantic["device"],
         batch_size=semantic["semantic_batch_size"], cache_dir=semantic["semantic_cache_dir"]))
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
-    stage = FilterStage(in_dir, out, config, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
-                        progress=not quiet, workers=workers)
+    stage = FilterStage(in_dir, out, config, workers=workers, **run)
     result = stage.run()
     header, rows = summary_table(result)
     print_summary("filter", result, header, rows)

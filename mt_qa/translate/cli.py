@@ -7,15 +7,7 @@ from typing import Any
 
 import click
 
-from mt_qa.clickutil import (
-    LANGS,
-    array_options,
-    common_output_options,
-    config_from_options,
-    config_options,
-    print_summary,
-    resolve_array_task,
-)
+from mt_qa.clickutil import LANGS, config_from_options, print_summary, stage_options, stage_run
 from mt_qa.translate.models import (
     QUANTIZATIONS,
     ModelError,
@@ -34,7 +26,6 @@ _DEFAULTS = DecodeOptions()
 @click.argument("input_dir", type=click.Path(file_okay=False))
 @click.option("--langs", required=True, type=LANGS, help="Targets: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
-@config_options(TranslateConfig)
 @click.option("--beam-size", default=_DEFAULTS.beam_size, show_default=True, type=int,
               help="Beam width; NLLB's paper used 4, 2 halves the decoding work.")
 @click.option("--max-input-tokens", default=_DEFAULTS.max_input_tokens, show_default=True, type=int,
@@ -52,12 +43,10 @@ _DEFAULTS = DecodeOptions()
 @click.option("--no-cache", is_flag=True, help="No shared cache: checkpoints go to OUT/_work/ and are removed "
                                                "when their shard is done.")
 @vocab_map_options
-@array_options
-@common_output_options
+@stage_options(TranslateConfig)
 def translate(input_dir, langs, out, beam_size, max_input_tokens, max_length_ratio, max_length_slack,
               repetition_penalty, no_repeat_ngram_size, cache_path, no_cache, vocab_map, calibrate_segments,
-              check_vocab_map, check_threshold, device_index, max_batch_memory, num_shards, shard_index, overwrite,
-              quiet, **config):
+              check_vocab_map, check_threshold, device_index, max_batch_memory, **config):
     """Translate QA shards (from collect) into more languages with NLLB-200 through CTranslate2.
 
     English rows pass through (origin=source), and each target language gets one row per group
@@ -71,13 +60,12 @@ def translate(input_dir, langs, out, beam_size, max_input_tokens, max_length_rat
     options = DecodeOptions(beam_size=beam_size, max_input_tokens=max_input_tokens,
                             max_length_ratio=max_length_ratio, max_length_slack=max_length_slack,
                             repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
+    run = stage_run(config)
     config = config_from_options(
         TranslateConfig, config, langs=langs, options=options, cache=None if no_cache else (cache_path or "default"),
         vocab_map=vocab_map, calibrate_segments=calibrate_segments, device_index=parse_device_index(device_index),
         max_batch_memory_mib=max_batch_memory)
-    stage = TranslateStage(input_dir, out, config, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
-                           progress=not quiet)
+    stage = TranslateStage(input_dir, out, config, **run)
     if check_vocab_map:
         print_check(stage.check_vocab_map(check_vocab_map, check_threshold))
         return
