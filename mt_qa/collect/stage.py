@@ -70,6 +70,23 @@ class _Parallel:
 
 
 @dataclass
+class _Chunk:
+    """A shard of one source: its items, as read."""
+
+    items: list[Item]
+    src: _Source
+    summary: dict[str, Any]
+
+
+@dataclass
+class _Leftovers:
+    """The last shard: parallel rows no source row matched, and malformed parallel rows."""
+
+    unmatched: list[tuple[_Parallel, Example]]
+    bad: list[tuple[_Parallel, BadRecord]]
+
+
+@dataclass
 class CollectConfig:
     """How sources are cut and what a malformed record does (the inputs are the sources)."""
 
@@ -115,7 +132,7 @@ class CollectStage(ShardedStage):
         self._loaded: list[_Parallel] = []
         self._summary: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, str] = {}  # group_id -> where first seen, for duplicate detection
-        self._current: Any = None  # what the shard the driver asks about holds
+        self._current: _Chunk | _Leftovers | None = None  # what the shard the driver asks about holds
 
     # ------------------------------------------------------------------ plan
     def open(self) -> None:
@@ -183,7 +200,7 @@ class CollectStage(ShardedStage):
             src_started = time.perf_counter()
             src_sum = self._summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
             for chunk in _chunks(src.reader.read(), self.shard_size):
-                self._current = (chunk, src, src_sum)
+                self._current = _Chunk(chunk, src, src_sum)
                 yield shard_name(count)
                 count += 1
                 bar.update(len(chunk))
@@ -193,17 +210,17 @@ class CollectStage(ShardedStage):
         leftovers = [(p, ex) for p in parallel for ex in p.examples.values()]
         bad_parallel = [(p, b) for p in parallel for b in p.bad]
         if leftovers or bad_parallel:
-            self._current = (leftovers, bad_parallel)
+            self._current = _Leftovers(leftovers, bad_parallel)
             yield shard_name(count)
         self._current = None
 
     def write_shard(self, name: str, writer: ShardWriter, bar: tqdm) -> None:
-        if len(self._current) == 3:
-            chunk, src, src_sum = self._current
-            self._process_chunk(chunk, src, self._loaded, self._seen, writer, src_sum)
+        current = self._current
+        if isinstance(current, _Chunk):
+            self._process_chunk(current.items, current.src, self._loaded, self._seen, writer, current.summary)
             return
-        leftovers, bad_parallel = self._current
-        for p, ex in leftovers:
+        assert isinstance(current, _Leftovers)
+        for p, ex in current.unmatched:
             writer.reject(
                 source=p.spec.path,
                 location=ex.location,
@@ -212,7 +229,7 @@ class CollectStage(ShardedStage):
                 detail=f"no source example has id {ex.source_id!r}",
                 payload=_payload(ex),
             )
-        for p, b in bad_parallel:
+        for p, b in current.bad:
             writer.reject(
                 source=p.spec.path,
                 location=b.location,
@@ -223,9 +240,9 @@ class CollectStage(ShardedStage):
             )
 
     def skip_shard(self, name: str) -> None:
-        if self._current is not None and len(self._current) == 3:  # still read: ids and matches count
-            chunk, src, src_sum = self._current
-            self._process_chunk(chunk, src, self._loaded, self._seen, None, src_sum)
+        current = self._current
+        if isinstance(current, _Chunk):  # still read: its ids and parallel matches count
+            self._process_chunk(current.items, current.src, self._loaded, self._seen, None, current.summary)
 
     def summary(self) -> dict[str, Any]:
         summary = self._summary
