@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -74,13 +75,15 @@ def resolve_array_task(num_shards: int | None, shard_index: int | None) -> tuple
                 "Indexed Job's completions (or pass --num-shards), or every pod would do the whole step"
             )
     num_shards = env_count if num_shards is None else num_shards
-    num_shards = 1 if num_shards is None else num_shards
-    shard_index = 0 if shard_index is None else shard_index
-    if num_shards < 1:
-        raise MtqaError(f"--num-shards {num_shards}: must be at least 1 (the number of job-array tasks)")
-    if not 0 <= shard_index < num_shards:
-        raise MtqaError(f"--shard-index {shard_index} must be in 0..{num_shards - 1}")
-    return num_shards, shard_index
+    slot = task_slot(1 if num_shards is None else num_shards, 0 if shard_index is None else shard_index)
+    return slot.num_tasks, slot.index
+
+
+def task_slot(num_tasks: int, index: int) -> Any:
+    """The ``TaskSlot`` (checked there, once); imported late: ``mtqa --help`` loads no Arrow."""
+    from mt_qa.stage import TaskSlot
+
+    return TaskSlot(num_tasks, index)
 
 
 def env_int(name: str) -> int | None:
@@ -132,3 +135,108 @@ def print_summary(stage: str, result: dict[str, Any], header: list[str], rows: l
             f"this task finished its {result.get('shards_this_task')} shard(s); the manifest is "
             f"written when every task is done -> {result['out']}  [{result['seconds']}s]"
         )
+
+
+class LanguageList(click.ParamType):
+    """A comma list of languages in any code form (ISO 639-1/639-3, FLORES-200, ``de-CH``), resolved by
+    ``mt_qa.languages``: in order, without repeats. One parser for every command that takes a list.
+
+    ``output``: ``"languages"`` (``Language`` values), ``"codes"`` (mtqa's codes, ``["de", "zh"]``) or
+    ``"text"`` (the codes joined by commas, for commands that split the list themselves). An unknown
+    code is one ``Error:`` line naming the option.
+    """
+
+    name = "LANGS"
+
+    def __init__(self, output: str = "languages"):
+        if output not in ("languages", "codes", "text"):
+            raise ValueError(f"output must be languages, codes or text, not {output!r}")
+        self.output = output
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from mt_qa.languages import Language, UnknownLanguageError, parse_langs
+
+        if isinstance(value, list):
+            return value  # already converted
+        option = param.opts[0] if param is not None and param.opts else "--langs"
+        try:
+            langs: list[Language] = parse_langs(str(value))
+        except UnknownLanguageError as exc:
+            raise MtqaError(f"{option}: {exc}") from None
+        if self.output == "languages":
+            return langs
+        codes = [lang.code for lang in langs]
+        return codes if self.output == "codes" else ",".join(codes)
+
+
+LANGS = LanguageList()
+LANG_CODES = LanguageList("codes")
+LANG_TEXT = LanguageList("text")
+
+
+def option(help: str, **click_kwargs: Any) -> dict[str, Any]:
+    """Field metadata of a config dataclass: its command-line help (and any Click setting).
+
+    ``field(default=..., metadata=option("..."))`` declares an option once: its name
+    (``--field-name``), type and default come from the field; see :func:`config_options`.
+    """
+    return {"help": help, "click": click_kwargs}
+
+
+def config_options(config_cls: type, names: Iterable[str] | None = None) -> Callable[[Callable], Callable]:
+    """Click options for the fields of ``config_cls`` that carry :func:`option` metadata.
+
+    A bool field that defaults to True becomes a ``--no-<name>`` flag; one that defaults to
+    False a ``--<name>`` flag; other fields take a value of their default's type, with the
+    default shown. Ranges are the config's ``validate()``'s, so they are checked in one place
+    for the command line, pipelines and Python callers alike.
+    """
+    chosen = [f for f in dataclasses.fields(config_cls) if "help" in f.metadata
+              and (names is None or f.name in names)]
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(chosen):
+            fn = _field_option(f)(fn)
+        return fn
+
+    return decorate
+
+
+def config_from_options(config_cls: type, values: dict[str, Any], **extra: Any) -> Any:
+    """The config built from a command's keyword arguments (its fields are taken out of ``values``)."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    taken = {name: values.pop(name) for name in list(values) if name in names}
+    return config_cls(**(taken | extra))
+
+
+def _field_option(f: dataclasses.Field) -> Callable[[Callable], Callable]:
+    flag = "--" + f.name.replace("_", "-")
+    kwargs = dict(f.metadata.get("click", {}))
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if isinstance(default, bool) and "type" not in kwargs:
+        if default:
+            return click.option(f"--no-{f.name.replace('_', '-')}", f.name, is_flag=True, flag_value=False,
+                                default=True, help=f.metadata["help"], **kwargs)
+        return click.option(flag, f.name, is_flag=True, help=f.metadata["help"], **kwargs)
+    if "type" not in kwargs and default is not None and not kwargs.get("multiple"):
+        kwargs["type"] = type(default)
+    if default is not None and "default" not in kwargs and not kwargs.get("multiple"):
+        kwargs.update(default=default, show_default=True)
+    return click.option(flag, f.name, help=f.metadata["help"], **kwargs)
+
+
+def stage_options(config_cls: type) -> Callable[[Callable], Callable]:
+    """Every option a sharded stage's command shares: its config's fields, the job-array task
+    (``--num-shards``/``--shard-index``), ``--overwrite`` and ``--quiet``; see :func:`stage_run`."""
+
+    def decorate(fn: Callable) -> Callable:
+        return config_options(config_cls)(array_options(common_output_options(fn)))
+
+    return decorate
+
+
+def stage_run(values: dict[str, Any]) -> dict[str, Any]:
+    """The stage driver's keywords (task slot, overwrite, progress), taken out of a command's values."""
+    num_tasks, task_index = resolve_array_task(values.pop("num_shards"), values.pop("shard_index"))
+    return {"num_tasks": num_tasks, "task_index": task_index, "overwrite": values.pop("overwrite"),
+            "progress": not values.pop("quiet")}

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mt_qa.errors import MtqaError
+from mt_qa.io import file_mode
 
 CLAIM_LOCK = ".mtqa-claim.lock"
 RUN_LOCK = ".mtqa.lock"
@@ -45,22 +46,6 @@ _HELD: dict[Path, OutputHold] = {}
 
 class OutputLockedError(MtqaError):
     """The output directory is being written by another mtqa process."""
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (``os.umask`` is a set-and-get, racy in threads)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
-def file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0666 less the umask (``mkstemp`` always makes 0600)."""
-    return 0o666 & ~_umask()
 
 
 def is_temp(name: str) -> bool:

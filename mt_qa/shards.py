@@ -32,7 +32,10 @@ import pyarrow as pa
 
 from mt_qa import __version__
 from mt_qa.errors import ShardStoreError
-from mt_qa.outdir import FileLock, OutputHold, claim_output, file_mode, remove_entries
+
+# atomic_write_bytes: still importable from here for modules not yet moved to mt_qa.io (train/, evaluate/).
+from mt_qa.io import atomic_write_bytes, atomic_write_json, file_mode, sha256_file  # noqa: F401
+from mt_qa.outdir import FileLock, OutputHold, claim_output, remove_entries
 from mt_qa.records import REJECT_SCHEMA, SCHEMAS, RecordError, schema_name, to_table, validate_table
 
 MANIFEST_VERSION = 1
@@ -51,34 +54,6 @@ OWN_ENTRIES = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR, "_work", "_d
 
 def shard_name(index: int) -> str:
     return f"part-{index:05d}"
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp makes 0600; a shared volume needs the umask's mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
 
 
 def write_arrow(path: Path, table: pa.Table) -> tuple[int, str]:
@@ -597,7 +572,7 @@ def manifest_shape_problems(manifest: Any) -> list[str]:
 
 
 def task_shards(names: list[str], num_tasks: int = 1, task_index: int = 0) -> list[str]:
-    """The shards one job-array task owns: a fixed round-robin over the stable shard order."""
-    if num_tasks < 1 or not 0 <= task_index < num_tasks:
-        raise ShardStoreError(f"shard index {task_index} is outside 0..{num_tasks - 1}")
-    return [name for i, name in enumerate(names) if i % num_tasks == task_index]
+    """The shards one job-array task owns (the rule itself is ``mt_qa.stage.TaskSlot``)."""
+    from mt_qa.stage import TaskSlot
+
+    return TaskSlot(num_tasks, task_index).pick(names)

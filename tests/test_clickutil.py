@@ -63,3 +63,91 @@ def test_bad_integers_are_one_error(monkeypatch):
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "x")
     with pytest.raises(MtqaError, match=r"\$JOB_COMPLETION_INDEX='x' is not an integer"):
         resolve_array_task(None, None)
+
+
+def test_one_language_list_type_for_every_command():
+    import click
+    from click.testing import CliRunner
+
+    from mt_qa.clickutil import LANG_CODES, LANG_TEXT, LANGS
+
+    @click.command()
+    @click.option("--langs", type=LANGS)
+    @click.option("--codes", type=LANG_CODES)
+    @click.option("--text", type=LANG_TEXT)
+    def cmd(langs, codes, text):
+        click.echo(f"{[lang.flores for lang in langs]} {codes} {text}")
+
+    out = CliRunner().invoke(cmd, ["--langs", "deu,zh", "--codes", "deu, de-CH,es", "--text", "deu_Latn,fra"])
+    assert out.exit_code == 0 and out.output.strip() == "['deu_Latn', 'zho_Hans'] ['de', 'es'] de,fr"
+    with pytest.raises(MtqaError, match="--codes: unknown language code 'xx'"):
+        cmd.main(["--codes", "de,xx"], standalone_mode=False)
+
+
+def test_build_batches_takes_the_codes_translate_takes(tmp_path):
+    """Before: translate --langs deu worked, build-batches --langs deu failed."""
+    from mt_qa.batches.cli import build_batches
+
+    option = next(p for p in build_batches.params if p.name == "langs")
+    assert option.type.convert("deu,spa", option, None) == ["de", "es"]
+
+
+def test_options_are_derived_from_the_config_fields():
+    from dataclasses import dataclass, field
+
+    import click
+    from click.testing import CliRunner
+
+    from mt_qa.clickutil import config_from_options, config_options, option
+
+    @dataclass
+    class Config:
+        size: int = field(default=5, metadata=option("How many."))
+        ratio: float | None = field(default=None, metadata=option("A ratio.", type=float))
+        dedup: bool = field(default=True, metadata=option("No dedup."))
+        fast: bool = field(default=False, metadata=option("Go fast."))
+        hidden: str = "not an option"
+
+    seen = []
+
+    @click.command()
+    @config_options(Config)
+    @click.option("--other", default="x")
+    def cmd(other, **values):
+        seen.append((other, config_from_options(Config, values, hidden="given")))
+
+    runner = CliRunner()
+    assert runner.invoke(cmd, []).exit_code == 0
+    assert runner.invoke(cmd, ["--size", "7", "--ratio", "0.5", "--no-dedup", "--fast"]).exit_code == 0
+    assert seen == [("x", Config(hidden="given")), ("x", Config(7, 0.5, False, True, "given"))]
+    help_text = runner.invoke(cmd, ["--help"]).output
+    assert "--size INTEGER" in help_text and "[default: 5]" in help_text and "--hidden" not in help_text
+    assert runner.invoke(cmd, ["--size", "many"]).exit_code == 2
+
+
+def test_the_stage_commands_default_to_their_configs():
+    """One default per option: what a command passes without options is the config's default."""
+    import dataclasses
+
+    import click
+
+    from mt_qa.batches.stage import BatchesConfig
+    from mt_qa.cli import cli
+    from mt_qa.collect.stage import CollectConfig
+    from mt_qa.filter.config import FilterConfig
+    from mt_qa.translate.config import TranslateConfig
+
+    for name, cls in (("collect", CollectConfig), ("filter", FilterConfig), ("build-batches", BatchesConfig),
+                      ("translate", TranslateConfig)):
+        command = cli.get_command(None, name)
+        ctx = click.Context(command)
+        params = {p.name: p for p in command.params}
+        derived = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+        assert derived, name
+        for f in derived:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            got = params[f.name].get_default(ctx)
+            if default in ((), None):  # no default on the command line either (Click >= 8.3 says UNSET)
+                assert got in ((), None) or type(got).__name__ == "Sentinel", (name, f.name, got)
+            else:
+                assert got == default, (name, f.name, got)

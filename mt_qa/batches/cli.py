@@ -6,9 +6,8 @@ import click
 
 from mt_qa.batches.negatives import BM25NegativeMiner, SentenceNegatives
 from mt_qa.batches.positives import MISSING_SENTENCE, POSITIVES, PositiveFormat
-from mt_qa.batches.samplers import STRATEGIES
-from mt_qa.batches.stage import BuildBatchesStage
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
+from mt_qa.batches.stage import BatchesConfig, BuildBatchesStage
+from mt_qa.clickutil import LANG_CODES, config_from_options, print_summary, stage_options, stage_run
 from mt_qa.errors import MtqaError
 
 
@@ -38,21 +37,12 @@ def parse_ranks(value: str) -> tuple[int, int]:
 @click.command("build-batches")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output batch shard directory.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="hybrid", show_default=True,
-              help="xx: one language per batch; xy: query and passage languages differ in every pair; "
-                   "hybrid: each batch is xx with probability --alpha, else xy.")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="Probability of an X-X batch (hybrid).")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Pairs per batch (the in-batch "
-              "negatives are the other pairs' passages).")
-@click.option("--epochs", type=int, default=1, show_default=True, help="Epochs to write, each reshuffled.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling (same seed, same batches).")
-@click.option("--langs", help="Use only these languages (comma-separated); default: all in the inputs.")
+@click.option("--langs", type=LANG_CODES, help="Use only these languages (any code form); default: all in the inputs.")
 @click.option("--lang-weights", multiple=True, metavar="LANG=W,...",
               help="Relative weight of each language for X-X batch languages and X-Y pair draws "
                    "(unlisted languages get 0). Default: uniform.")
 @click.option("--dataset-weights", multiple=True, metavar="NAME=W,...",
               help="Relative weight of each dataset (unlisted get 0). Default: proportional to size.")
-@click.option("--batches-per-shard", type=int, default=100, show_default=True, help="Batches per output shard.")
 @click.option("--allow-same-passage", is_flag=True,
               help="Allow two questions about one paragraph in a batch (default: never, they are false negatives).")
 @click.option("--positive", type=click.Choice(POSITIVES), default="sentence", show_default=True,
@@ -71,18 +61,13 @@ def parse_ranks(value: str) -> tuple[int, int]:
               help="BM25 rank range the negative is drawn from (the question's own passage not counted).")
 @click.option("--dev-out", type=click.Path(file_okay=False),
               help="Also write a held-out dev batch store here (for mtqa train --dev-batches).")
-@click.option("--dev-fraction", type=float, default=0.0,
-              help="Fraction of passages (with all their questions) held out for --dev-out.")
 @click.option("--exclude-groups", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="File of group_ids to leave out, one per line: a held-out benchmark's heldout_group_ids.txt "
                    "(from mtqa evaluate build-lareqa), so nothing it tests on is trained on. Repeatable (e.g. "
                    "a dev benchmark and the --dev-benchmark of train).")
-@array_options
-@common_output_options
-def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs, lang_weights, dataset_weights,
-                  batches_per_shard, allow_same_passage, positive, context_sentences, missing_sentence, negatives,
-                  negative_ranks, dev_out, dev_fraction,
-                  exclude_groups, num_shards, shard_index, overwrite, quiet):
+@stage_options(BatchesConfig)
+def build_batches(inputs, out, langs, lang_weights, dataset_weights, allow_same_passage, positive, context_sentences,
+                  missing_sentence, negatives, negative_ranks, dev_out, exclude_groups, **options):
     """Build X-X, X-Y or hybrid training batches from QA shard directories.
 
     INPUTS are QA stores (collect, translate or filter output); rows sharing a group_id are
@@ -94,26 +79,22 @@ def build_batches(inputs, out, strategy, alpha, batch_size, epochs, seed, langs,
       mtqa build-batches runs/demo/filter -o runs/demo/batches --strategy hybrid --alpha 0.5 \\
           --batch-size 128 --epochs 3 --dev-out runs/demo/dev-batches --dev-fraction 0.02
     """
+    run = stage_run(options)
     miner = None
     if negatives == "bm25":
         low, high = parse_ranks(negative_ranks)
         try:
-            miner = BM25NegativeMiner(low, high, progress=not quiet)
+            miner = BM25NegativeMiner(low, high, progress=run["progress"])
         except ValueError as exc:
             raise MtqaError(f"--negative-ranks: {exc}") from None
     elif negatives == "sentence":
         miner = SentenceNegatives()
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
-    stage = BuildBatchesStage(
-        list(inputs), out, strategy=strategy, alpha=alpha, batch_size=batch_size, epochs=epochs, seed=seed,
-        langs=[x.strip() for x in langs.split(",") if x.strip()] if langs else None,
-        lang_weights=parse_weights(lang_weights, "--lang-weights"),
-        dataset_weights=parse_weights(dataset_weights, "--dataset-weights"),
-        batches_per_shard=batches_per_shard, distinct_passages=not allow_same_passage, miner=miner,
-        positive=PositiveFormat(positive, context_sentences, missing_sentence),
-        dev_out=dev_out, dev_fraction=dev_fraction, exclude_groups=list(exclude_groups), num_tasks=num_tasks,
-        task_index=task_index, overwrite=overwrite, progress=not quiet,
-    )
+    config = config_from_options(
+        BatchesConfig, options, langs=langs or None, lang_weights=parse_weights(lang_weights, "--lang-weights"),
+        dataset_weights=parse_weights(dataset_weights, "--dataset-weights"), distinct_passages=not allow_same_passage,
+        miner=miner, positive=PositiveFormat(positive, context_sentences, missing_sentence),
+        exclude_groups=list(exclude_groups))
+    stage = BuildBatchesStage(list(inputs), out, config, dev_out=dev_out, **run)
     result = stage.run()
     rows = []
     for label, res in (("train", result), ("dev", result.get("dev"))):

@@ -57,9 +57,6 @@ class GroupIndex:
     def has_lang(self) -> np.ndarray:
         return self.row_of >= 0
 
-    def lang_index(self, lang: str) -> int:
-        return self.langs.index(lang)
-
     def dataset_sizes(self, groups: np.ndarray) -> np.ndarray:
         return np.bincount(self.group_dataset[groups], minlength=len(self.datasets))
 

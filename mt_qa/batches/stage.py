@@ -13,10 +13,11 @@ know its epoch from the shard's stats.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
@@ -25,11 +26,14 @@ from mt_qa.batches.groups import GroupIndex, load_groups, open_qa_store
 from mt_qa.batches.negatives import BM25NegativeMiner, MinedNegatives, SentenceNegatives, any_sentence
 from mt_qa.batches.positives import PositiveFormat
 from mt_qa.batches.samplers import STRATEGIES, XX, XY, EpochPlan, make_sampler, plan_epoch
+from mt_qa.clickutil import option
 from mt_qa.errors import MtqaError
+from mt_qa.io import sha256_file
 from mt_qa.languages import UnknownLanguageError
 from mt_qa.languages import resolve as resolve_language
 from mt_qa.records import BATCH_SCHEMA
-from mt_qa.shards import ShardStore, ShardWriter, sha256_file, shard_name, task_shards
+from mt_qa.shards import ShardWriter, shard_name
+from mt_qa.stage import ShardedStage, TaskSlot
 
 STAGE = "build-batches"
 
@@ -44,83 +48,109 @@ class _ShardPlan:
     stop: int
 
 
+@dataclass
+class BatchesConfig:
+    """How batches are drawn and what a pair holds (defaults argued for in docs/training.md)."""
+
+    strategy: str = field(default="hybrid", metadata=option(
+        "xx: one language per batch; xy: query and passage languages differ in every pair; hybrid: each batch is "
+        "xx with probability --alpha, else xy.", type=click.Choice(STRATEGIES)))
+    alpha: float = field(default=0.5, metadata=option("Probability of an X-X batch (hybrid)."))
+    batch_size: int = field(default=64, metadata=option(
+        "Pairs per batch (the in-batch negatives are the other pairs' passages)."))
+    epochs: int = field(default=1, metadata=option("Epochs to write, each reshuffled."))
+    seed: int = field(default=0, metadata=option("Seed of the sampling (same seed, same batches)."))
+    langs: list[str] | None = None
+    lang_weights: dict[str, float] | None = None
+    dataset_weights: dict[str, float] | None = None
+    batches_per_shard: int = field(default=100, metadata=option("Batches per output shard."))
+    distinct_passages: bool = True
+    miner: BM25NegativeMiner | SentenceNegatives | None = None
+    positive: PositiveFormat | None = None
+    dev_fraction: float = field(default=0.0, metadata=option(
+        "Fraction of passages (with all their questions) held out for --dev-out."))
+    exclude_groups: str | Path | list[str | Path] | None = None
+
+    def validate(self) -> None:
+        """Raise MtqaError naming the option for any value that cannot work."""
+        if self.strategy not in STRATEGIES:
+            raise MtqaError(f"--strategy must be one of {STRATEGIES}, not {self.strategy!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise MtqaError(f"--alpha must be in [0, 1], not {self.alpha}")
+        if self.batch_size < 2:
+            raise MtqaError("--batch-size must be at least 2 (in-batch negatives need company)")
+        if self.epochs < 1:
+            raise MtqaError("--epochs must be at least 1")
+        if self.batches_per_shard < 1:
+            raise MtqaError("--batches-per-shard must be at least 1")
+        if not 0.0 <= self.dev_fraction < 1.0:
+            raise MtqaError(f"--dev-fraction must be in [0, 1), not {self.dev_fraction}")
+        for name, weights in (("--lang-weights", self.lang_weights), ("--dataset-weights", self.dataset_weights)):
+            bad = {k: v for k, v in (weights or {}).items() if not v >= 0}
+            if bad:
+                raise MtqaError(f"{name}: weights must be >= 0, got {bad}")
+        positive = self.positive or PositiveFormat()
+        if isinstance(self.miner, SentenceNegatives) and not positive.by_sentence:
+            raise MtqaError("--negatives sentence needs sentence positives (--positive sentence or "
+                            "sentence-in-context): a sentence is no negative for a whole-paragraph positive")
+
+
 class BuildBatchesStage:
-    """Sample X-X / X-Y / hybrid batches from QA stores and write them as batch shards."""
+    """Sample X-X / X-Y / hybrid batches from QA stores and write them as batch shards.
+
+    It plans once and writes two shard stores through the stage driver (``_BatchStore``): the
+    training batches and, with ``dev_out``, the held-out dev batches. ``sharded`` is False:
+    ``mtqa run`` runs it as one task (it accepts array options, for a plan too big for one).
+    """
+
+    name = STAGE
+    sharded = False
 
     def __init__(
         self,
         inputs: list[str | Path],
         out: str | Path,
+        config: BatchesConfig | None = None,
         *,
-        strategy: str = "hybrid",
-        alpha: float = 0.5,
-        batch_size: int = 64,
-        epochs: int = 1,
-        seed: int = 0,
-        langs: list[str] | None = None,
-        lang_weights: dict[str, float] | None = None,
-        dataset_weights: dict[str, float] | None = None,
-        batches_per_shard: int = 100,
-        distinct_passages: bool = True,
-        miner: BM25NegativeMiner | SentenceNegatives | None = None,
-        positive: PositiveFormat | None = None,
         dev_out: str | Path | None = None,
-        dev_fraction: float = 0.0,
-        exclude_groups: str | Path | list[str | Path] | None = None,
         num_tasks: int = 1,
         task_index: int = 0,
         overwrite: bool = False,
         progress: bool = True,
+        **options: Any,
     ):
         if not inputs:
             raise MtqaError("build-batches needs at least one input QA store")
-        if strategy not in STRATEGIES:
-            raise MtqaError(f"--strategy must be one of {STRATEGIES}, not {strategy!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise MtqaError(f"--alpha must be in [0, 1], not {alpha}")
-        if batch_size < 2:
-            raise MtqaError("--batch-size must be at least 2 (in-batch negatives need company)")
-        if epochs < 1:
-            raise MtqaError("--epochs must be at least 1")
-        if batches_per_shard < 1:
-            raise MtqaError("--batches-per-shard must be at least 1")
-        if not 0.0 <= dev_fraction < 1.0:
-            raise MtqaError(f"--dev-fraction must be in [0, 1), not {dev_fraction}")
+        config = config or BatchesConfig(**options)
+        config.validate()
         if dev_out is not None and Path(dev_out).resolve() == Path(out).resolve():
             raise MtqaError("--dev-out must differ from --out")
-        if (dev_out is None) != (dev_fraction == 0.0):
+        if (dev_out is None) != (config.dev_fraction == 0.0):
             raise MtqaError("--dev-out and --dev-fraction go together: give both or neither")
-        for name, weights in (("--lang-weights", lang_weights), ("--dataset-weights", dataset_weights)):
-            bad = {k: v for k, v in (weights or {}).items() if not v >= 0}
-            if bad:
-                raise MtqaError(f"{name}: weights must be >= 0, got {bad}")
-        task_shards([], num_tasks, task_index)  # validates the task index range
+        self.config = config
+        self.slot = TaskSlot(num_tasks, task_index)
         self.inputs = [str(p) for p in inputs]
-        self.store = ShardStore(out, STAGE, BATCH_SCHEMA)
-        self.dev_store = ShardStore(dev_out, STAGE, BATCH_SCHEMA) if dev_out is not None else None
-        self.strategy = strategy
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.seed = seed
-        self.langs = sorted(langs) if langs else None
-        self.lang_weights = dict(sorted((lang_weights or {}).items()))
-        self.dataset_weights = dict(sorted((dataset_weights or {}).items()))
-        self.batches_per_shard = batches_per_shard
-        self.distinct_passages = distinct_passages
-        self.miner = miner
-        self.positive = positive or PositiveFormat()
-        if isinstance(miner, SentenceNegatives) and not self.positive.by_sentence:
-            raise MtqaError("--negatives sentence needs sentence positives (--positive sentence or "
-                            "sentence-in-context): a sentence is no negative for a whole-paragraph positive")
-        self.dev_fraction = dev_fraction
-        files = [exclude_groups] if isinstance(exclude_groups, (str, Path)) else list(exclude_groups or [])
+        self.out = Path(out)
+        self.dev_out = Path(dev_out) if dev_out is not None else None
+        self.strategy = config.strategy
+        self.alpha = config.alpha
+        self.batch_size = config.batch_size
+        self.epochs = config.epochs
+        self.seed = config.seed
+        self.langs = sorted(config.langs) if config.langs else None
+        self.lang_weights = dict(sorted((config.lang_weights or {}).items()))
+        self.dataset_weights = dict(sorted((config.dataset_weights or {}).items()))
+        self.batches_per_shard = config.batches_per_shard
+        self.distinct_passages = config.distinct_passages
+        self.miner = config.miner
+        self.positive = config.positive or PositiveFormat()
+        self.dev_fraction = config.dev_fraction
+        exclude = config.exclude_groups
+        files = [exclude] if isinstance(exclude, (str, Path)) else list(exclude or [])
         self.exclude_groups_files = [str(f) for f in files]
         # One file is recorded as a string, as before; several (e.g. a dev and a selection benchmark) as a list.
         self.exclude_groups_file = self.exclude_groups_files[0] if len(files) == 1 else (
             self.exclude_groups_files or None)
-        self.num_tasks = num_tasks
-        self.task_index = task_index
         self.overwrite = overwrite
         self.progress = progress
 
@@ -214,17 +244,21 @@ class BuildBatchesStage:
         refs = [s.input_ref() for s in stores]
         for f in self.exclude_groups_files:
             refs.append({"path": f, "sha256": sha256_file(f)})
-        self.store.begin(self.params("train"), refs, overwrite=self.overwrite)
-        result = self._write(self.store, index, train_groups, plans, with_input_rejects=True)
+        result = self._store(self.out, "train", refs, index, train_groups, plans, with_input_rejects=True).run()
         result["seconds_plan_and_write"] = round(time.perf_counter() - started, 2)
-        if self.dev_store is not None:
+        if self.dev_out is not None:
             # The dev plan uses its own seed stream (epoch 0 of seed+1) so it never mirrors training.
             dev_plans = self.plan(index, dev_groups, 1, self.seed + 1)
             self._check_plan(index, dev_groups, dev_plans, f"dev split ({self.dev_fraction:.1%} of passages)")
-            self.dev_store.begin(self.params("dev"), refs, overwrite=self.overwrite)
-            result["dev"] = self._write(self.dev_store, index, dev_groups, dev_plans, with_input_rejects=False)
+            dev = self._store(self.dev_out, "dev", refs, index, dev_groups, dev_plans, with_input_rejects=False)
+            result["dev"] = dev.run()
+            del result["dev"]["seconds"]
         result["seconds"] = round(time.perf_counter() - started, 2)
         return result
+
+    def _store(self, out: Path, role: str, refs: list[dict[str, Any]], index: GroupIndex, groups: np.ndarray,
+               plans: list[EpochPlan], with_input_rejects: bool) -> _BatchStore:
+        return _BatchStore(self, out, role, refs, index, groups, plans, with_input_rejects)
 
     def _layout(self, plans: list[EpochPlan]) -> list[_ShardPlan]:
         shards: list[_ShardPlan] = []
@@ -235,38 +269,6 @@ class BuildBatchesStage:
                 shards.append(_ShardPlan(shard_name(len(shards)), plan.epoch, batch_id, plan, start, stop))
                 batch_id += stop - start
         return shards
-
-    def _write(self, store: ShardStore, index: GroupIndex, groups: np.ndarray, plans: list[EpochPlan],
-               with_input_rejects: bool) -> dict[str, Any]:
-        layout = self._layout(plans)
-        names = [s.name for s in layout]
-        owned = [s for i, s in enumerate(layout) if i % self.num_tasks == self.task_index]
-        todo = [s for s in owned if not store.is_done(s.name)]
-        mined: MinedNegatives | SentenceNegatives | None = None
-        if isinstance(self.miner, SentenceNegatives) and todo:
-            self.miner.prepare(index, groups)
-            mined = self.miner
-        elif self.miner is not None and todo:
-            rows = np.concatenate([self._passage_rows(index, s) for s in todo])
-            mined = self.miner.mine(index, rows, groups)
-        summary = self._summary(index, groups, plans, with_input_rejects)
-        bar = tqdm(total=sum(s.stop - s.start for s in todo), desc=f"{STAGE} {store.root.name}", unit="batch",
-                   disable=not self.progress, dynamic_ncols=True)
-        for shard in todo:
-            writer = store.writer(shard.name)
-            self._write_shard(writer, index, shard, mined)
-            if shard.name == names[0]:
-                writer.stats["summary"] = summary
-                if with_input_rejects:
-                    for rej in index.rejects:
-                        writer.reject(**rej)
-            writer.commit()
-            bar.update(shard.stop - shard.start)
-        bar.close()
-        return store.finish(names, len(owned)) | {
-            "summary": summary,
-            "negatives": dict(self.miner.stats) if (self.miner and mined is not None) else None,
-        }
 
     def _passage_rows(self, index: GroupIndex, shard: _ShardPlan) -> np.ndarray:
         batches = shard.plan.batches[shard.start: shard.stop]
@@ -371,6 +373,63 @@ class BuildBatchesStage:
         if mined is not None:
             writer.count("negatives.with", int((neg >= 0).sum()))
             writer.count("negatives.without", int((neg < 0).sum()))
+
+
+class _BatchStore(ShardedStage):
+    """One batch store of a build-batches run (train or dev), written through the stage driver."""
+
+    name = STAGE
+    schema = BATCH_SCHEMA
+    unit = "batch"
+
+    def __init__(self, parent: BuildBatchesStage, out: Path, role: str, refs: list[dict[str, Any]],
+                 index: GroupIndex, groups: np.ndarray, plans: list[EpochPlan], with_input_rejects: bool):
+        super().__init__(out, overwrite=parent.overwrite, progress=parent.progress, slot=parent.slot)
+        self.parent, self.role, self.refs = parent, role, refs
+        self.index, self.groups, self.plans = index, groups, plans
+        self.with_input_rejects = with_input_rejects
+        self.layout = {s.name: s for s in parent._layout(plans)}
+        self.mined: MinedNegatives | SentenceNegatives | None = None
+        self.store_summary = parent._summary(index, groups, plans, with_input_rejects)
+
+    def params(self) -> dict[str, Any]:
+        return self.parent.params(self.role)
+
+    def inputs(self) -> list[dict[str, Any]]:
+        return self.refs
+
+    def shard_names(self) -> list[str]:
+        return list(self.layout)
+
+    def bar_label(self) -> str:
+        return f"{STAGE} {self.store.root.name}"
+
+    def prepare(self, todo: list[str]) -> None:
+        miner, index = self.parent.miner, self.index
+        if isinstance(miner, SentenceNegatives):
+            miner.prepare(index, self.groups)
+            self.mined = miner
+        elif miner is not None:
+            rows = np.concatenate([self.parent._passage_rows(index, self.layout[name]) for name in todo])
+            self.mined = miner.mine(index, rows, self.groups)
+
+    def work(self, todo: list[str]) -> int:
+        return sum(self.layout[name].stop - self.layout[name].start for name in todo)
+
+    def write_shard(self, name: str, writer: ShardWriter, bar: tqdm) -> None:
+        shard = self.layout[name]
+        self.parent._write_shard(writer, self.index, shard, self.mined)
+        if name == next(iter(self.layout)):
+            writer.stats["summary"] = self.store_summary
+            if self.with_input_rejects:
+                for rej in self.index.rejects:
+                    writer.reject(**rej)
+        bar.update(shard.stop - shard.start)
+
+    def summary(self) -> dict[str, Any]:
+        miner = self.parent.miner
+        return {"summary": self.store_summary,
+                "negatives": dict(miner.stats) if (miner and self.mined is not None) else None}
 
 
 def read_group_ids(path: str | Path) -> set[str]:

@@ -14,16 +14,13 @@ Problems that make the whole file unreadable (malformed JSON, a missing file) ra
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mt_qa.errors import InputError
+from mt_qa import io
 
 
 @dataclass
@@ -80,65 +77,12 @@ class Reader:
         return [self.path] if self.path.is_file() else sorted(p for p in self.path.rglob("*") if p.is_file())
 
 
-def open_binary(path: Path) -> io.BufferedIOBase:
-    if not path.exists():
-        raise InputError(str(path), "file", "not found")
-    if path.is_dir():
-        raise InputError(str(path), "file", "is a directory, expected a file")
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    if raw.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw
-
-
-def read_text(path: Path) -> str:
-    """Whole file as text (gzip transparent); non-UTF-8 bytes are located, not replaced."""
-    with open_binary(path) as fh:
-        try:
-            data = fh.read()
-        except (OSError, EOFError) as exc:
-            raise InputError(str(path), "file", "cannot read (corrupt gzip?)", str(exc)) from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            str(path), f"line {line}, byte {exc.start}", "not valid UTF-8", f"byte {data[exc.start : exc.start + 1]!r}"
-        ) from exc
-
-
-def load_json(path: Path) -> Any:
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"line {exc.lineno}, column {exc.colno}", "malformed JSON", exc.msg) from exc
-
-
-def iter_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
-    """(line number, text or None if undecodable, error detail) for each non-blank line."""
-    with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, None, f"not valid UTF-8 at byte {exc.start} of the line"
-                continue
-            if text.strip():
-                yield lineno, text, ""
-
-
 def iter_json_lines(path: Path) -> Iterator[tuple[str, Any]]:
     """(location, parsed object or BadRecord) per line of a JSON Lines file."""
-    for lineno, text, error in iter_lines(path):
-        location = f"line {lineno}"
-        if text is None:
-            yield location, BadRecord(location, "encoding", error)
-            continue
-        try:
-            yield location, json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield location, BadRecord(location, "malformed_json", exc.msg, payload=text[:2000])
+    for location, obj in io.iter_json_lines(path):
+        if isinstance(obj, io.LineError):
+            obj = BadRecord(obj.location, obj.reason, obj.detail, payload=obj.payload)
+        yield location, obj
 
 
 def require_str(obj: Any, key: str, location: str, *, allow_empty: bool = False) -> str | BadRecord:

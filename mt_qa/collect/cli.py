@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
+from mt_qa.clickutil import config_from_options, print_summary, stage_options, stage_run
 from mt_qa.collect.registry import FORMATS
-from mt_qa.collect.stage import CollectStage, ParallelSpec, SourceSpec
+from mt_qa.collect.stage import CollectConfig, CollectStage, ParallelSpec, SourceSpec
 from mt_qa.collect.tabular import parse_mapping
 from mt_qa.errors import MtqaError
 
@@ -53,16 +53,7 @@ def _parse_parallel(values: tuple[str, ...]) -> list[ParallelSpec]:
     "answers). Repeatable.",
 )
 @click.option("--evidence-dir", type=click.Path(file_okay=False), help="TriviaQA evidence/ directory.")
-@click.option("--shard-size", default=5000, show_default=True, help="Source items per shard.")
-@click.option(
-    "--on-error",
-    type=click.Choice(["fail", "skip"]),
-    default="fail",
-    show_default=True,
-    help="On a malformed record: stop with its location, or write it to rejects/ and go on.",
-)
-@array_options
-@common_output_options
+@stage_options(CollectConfig)
 def collect(
     sources,
     out,
@@ -73,12 +64,7 @@ def collect(
     parallel,
     mapping,
     evidence_dir,
-    shard_size,
-    on_error,
-    num_shards,
-    shard_index,
-    overwrite,
-    quiet,
+    **config,
 ):
     """Read QA datasets into normalized, sentence-split QA shards.
 
@@ -97,17 +83,13 @@ def collect(
     specs = [
         SourceSpec(path=s, format=fmt, dataset=dataset, split=split, lang=lang, options=dict(options)) for s in sources
     ]
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
+    run = stage_run(config)
     stage = CollectStage(
         specs,
         out,
+        config_from_options(CollectConfig, config),
         parallel=_parse_parallel(parallel),
-        on_error=on_error,
-        shard_size=shard_size,
-        num_tasks=num_tasks,
-        task_index=task_index,
-        overwrite=overwrite,
-        progress=not quiet,
+        **run,
     )
     result = stage.run()
     rows = []

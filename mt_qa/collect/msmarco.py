@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, iter_lines
+from mt_qa.collect.base import BadRecord, Example, Item, Reader
 from mt_qa.errors import InputError
+from mt_qa.io import iter_lines
 
 
 class MSMarcoReader(Reader):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mt_qa.collect.base import Reader, open_binary
+from mt_qa.collect.base import Reader
 from mt_qa.collect.msmarco import MSMarcoReader
 from mt_qa.collect.natural_questions import NaturalQuestionsReader, NQOpenReader
 from mt_qa.collect.squad import SquadReader
@@ -14,6 +14,7 @@ from mt_qa.collect.tabular import CsvReader, HubReader, JsonlReader, ParquetRead
 from mt_qa.collect.triviaqa import TriviaQAReader
 from mt_qa.collect.wikiqa import WikiQAReader
 from mt_qa.errors import InputError, MtqaError
+from mt_qa.io import open_binary
 
 READERS: dict[str, type[Reader]] = {
     cls.name: cls

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, load_json, require_str
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, require_str
 from mt_qa.errors import InputError
+from mt_qa.io import load_json
 
 
 class SquadReader(Reader):

@@ -10,15 +10,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import click
 from tqdm import tqdm
 
+from mt_qa.clickutil import option
 from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped
 from mt_qa.collect.registry import make_reader
 from mt_qa.errors import InputError, MtqaError
+from mt_qa.io import sha256_file
 from mt_qa.languages import Language, resolve
 from mt_qa.records import QA_SCHEMA, group_id, qa_record
 from mt_qa.sentences import locate_answer, split_sentences
-from mt_qa.shards import ShardStore, ShardWriter, sha256_file, shard_name, task_shards
+from mt_qa.shards import ShardWriter, shard_name
+from mt_qa.stage import ShardedStage
 
 ON_ERROR = ("fail", "skip")
 
@@ -65,46 +69,78 @@ class _Parallel:
         return Path(self.spec.path).name
 
 
-class CollectStage:
+@dataclass
+class _Chunk:
+    """A shard of one source: its items, as read."""
+
+    items: list[Item]
+    src: _Source
+    summary: dict[str, Any]
+
+
+@dataclass
+class _Leftovers:
+    """The last shard: parallel rows no source row matched, and malformed parallel rows."""
+
+    unmatched: list[tuple[_Parallel, Example]]
+    bad: list[tuple[_Parallel, BadRecord]]
+
+
+@dataclass
+class CollectConfig:
+    """How sources are cut and what a malformed record does (the inputs are the sources)."""
+
+    shard_size: int = field(default=5000, metadata=option("Source items per shard."))
+    on_error: str = field(default="fail", metadata=option(
+        "On a malformed record: stop with its location, or write it to rejects/ and go on.",
+        type=click.Choice(ON_ERROR)))
+
+    def validate(self) -> None:
+        if self.on_error not in ON_ERROR:
+            raise MtqaError(f"--on-error must be one of {ON_ERROR}, not {self.on_error!r}")
+        if self.shard_size < 1:
+            raise MtqaError("--shard-size must be at least 1")
+
+
+class CollectStage(ShardedStage):
     """Read sources, normalize, split passages into sentences, and write QA shards.
 
     Shards are fixed-size chunks of each source's item stream (``shard_size`` items), numbered
     in source order, so the shard -> rows mapping depends only on the input: a resumed run or a
     job array writes exactly the files one uninterrupted run writes. Every task streams all
     sources (ids must be seen for duplicate checks and the parallel join) but converts and
-    writes only the shards it owns.
+    writes only the shards it owns: the driver hands out the shards as ``stream`` finds them.
     """
 
-    def __init__(
-        self,
-        sources: list[SourceSpec],
-        out: str | Path,
-        parallel: list[ParallelSpec] | None = None,
-        on_error: str = "fail",
-        shard_size: int = 5000,
-        num_tasks: int = 1,
-        task_index: int = 0,
-        overwrite: bool = False,
-        progress: bool = True,
-    ):
-        if on_error not in ON_ERROR:
-            raise MtqaError(f"--on-error must be one of {ON_ERROR}, not {on_error!r}")
-        if shard_size < 1:
-            raise MtqaError("--shard-size must be at least 1")
+    name = "collect"
+    schema = QA_SCHEMA
+    unit = "ex"
+
+    def __init__(self, sources: list[SourceSpec], out: str | Path, config: CollectConfig | None = None, *,
+                 parallel: list[ParallelSpec] | None = None, num_tasks: int = 1, task_index: int = 0,
+                 overwrite: bool = False, progress: bool = True, **options: Any):
+        self.config = config or CollectConfig(**options)
+        self.config.validate()
         if not sources:
             raise MtqaError("collect needs at least one source")
+        super().__init__(out, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite, progress=progress)
         self.sources = sources
         self.parallel = parallel or []
-        self.store = ShardStore(out, "collect", QA_SCHEMA)
-        self.on_error = on_error
-        self.shard_size = shard_size
-        task_shards([], num_tasks, task_index)  # validates the task index range
-        self.num_tasks = num_tasks
-        self.task_index = task_index
-        self.overwrite = overwrite
-        self.progress = progress
+        self.on_error = self.config.on_error
+        self.shard_size = self.config.shard_size
+        self._opened: list[_Source] = []
+        self._loaded: list[_Parallel] = []
+        self._summary: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, str] = {}  # group_id -> where first seen, for duplicate detection
+        self._current: _Chunk | _Leftovers | None = None  # what the shard the driver asks about holds
 
     # ------------------------------------------------------------------ plan
+    def open(self) -> None:
+        self._opened = self._open_sources()
+        for spec in self.parallel:
+            if not Path(spec.path).is_file():
+                raise InputError(spec.path, "file", "not found (given with --parallel)")
+
     def _open_sources(self) -> list[_Source]:
         opened = []
         for spec in self.sources:
@@ -143,101 +179,76 @@ class CollectStage:
             "shard_size": self.shard_size,
         }
 
-    def inputs(self, sources: list[_Source]) -> list[dict[str, Any]]:
+    def inputs(self) -> list[dict[str, Any]]:
         refs = []
-        for src in sources:
+        for src in self._opened:
             for path in src.reader.input_files():
                 refs.append({"path": str(path), "sha256": sha256_file(path)})
         for spec in self.parallel:
             refs.append({"path": spec.path, "lang": spec.lang, "sha256": sha256_file(spec.path)})
         return refs
 
-    # ------------------------------------------------------------------ run
-    def run(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        sources = self._open_sources()
-        for spec in self.parallel:
-            if not Path(spec.path).is_file():
-                raise InputError(spec.path, "file", "not found (given with --parallel)")
-        self.store.begin(self.params(), self.inputs(sources), overwrite=self.overwrite)
-        parallel = [self._load_parallel(spec) for spec in self.parallel]
+    def shard_names(self) -> None:
+        return None  # cut while reading: see stream()
 
-        seen: dict[str, str] = {}  # group_id -> where first seen, for duplicate detection
-        names: list[str] = []
-        owned: set[str] = set()
-        summary: dict[str, dict[str, Any]] = {}
-        with tqdm(desc="collect", unit="ex", disable=not self.progress, dynamic_ncols=True) as bar:
-            self._stream(sources, parallel, seen, names, owned, summary, bar)
-
+    # ------------------------------------------------------------------ shards
+    def stream(self, bar: tqdm) -> Iterator[str]:
+        """Read every source in order, cutting its items into shards; then the parallel leftovers."""
+        self._loaded = parallel = [self._load_parallel(spec) for spec in self.parallel]
+        count = 0
+        for src in self._opened:
+            src_started = time.perf_counter()
+            src_sum = self._summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
+            for chunk in _chunks(src.reader.read(), self.shard_size):
+                self._current = _Chunk(chunk, src, src_sum)
+                yield shard_name(count)
+                count += 1
+                bar.update(len(chunk))
+            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
         # Parallel rows whose id matched no source row, and malformed parallel rows: reported
         # in one last shard's rejects, never dropped silently.
         leftovers = [(p, ex) for p in parallel for ex in p.examples.values()]
         bad_parallel = [(p, b) for p in parallel for b in p.bad]
         if leftovers or bad_parallel:
-            name = shard_name(len(names))
-            names.append(name)
-            if self._owns(len(names) - 1):
-                owned.add(name)
-                if not self.store.is_done(name):
-                    writer = self.store.writer(name)
-                    for p, ex in leftovers:
-                        writer.reject(
-                            source=p.spec.path,
-                            location=ex.location,
-                            record_id=ex.source_id,
-                            reason="unmatched_parallel_id",
-                            detail=f"no source example has id {ex.source_id!r}",
-                            payload=_payload(ex),
-                        )
-                    for p, b in bad_parallel:
-                        writer.reject(
-                            source=p.spec.path,
-                            location=b.location,
-                            record_id=b.source_id,
-                            reason=b.reason,
-                            detail=b.detail,
-                            payload=b.payload,
-                        )
-                    writer.commit()
-        for p in parallel:
+            self._current = _Leftovers(leftovers, bad_parallel)
+            yield shard_name(count)
+        self._current = None
+
+    def write_shard(self, name: str, writer: ShardWriter, bar: tqdm) -> None:
+        current = self._current
+        if isinstance(current, _Chunk):
+            self._process_chunk(current.items, current.src, self._loaded, self._seen, writer, current.summary)
+            return
+        assert isinstance(current, _Leftovers)
+        for p, ex in current.unmatched:
+            writer.reject(
+                source=p.spec.path,
+                location=ex.location,
+                record_id=ex.source_id,
+                reason="unmatched_parallel_id",
+                detail=f"no source example has id {ex.source_id!r}",
+                payload=_payload(ex),
+            )
+        for p, b in current.bad:
+            writer.reject(
+                source=p.spec.path,
+                location=b.location,
+                record_id=b.source_id,
+                reason=b.reason,
+                detail=b.detail,
+                payload=b.payload,
+            )
+
+    def skip_shard(self, name: str) -> None:
+        current = self._current
+        if isinstance(current, _Chunk):  # still read: its ids and parallel matches count
+            self._process_chunk(current.items, current.src, self._loaded, self._seen, None, current.summary)
+
+    def summary(self) -> dict[str, Any]:
+        summary = self._summary
+        for p in self._loaded:
             summary[p.spec.path] = {"lang": p.lang.code, "unmatched": len(p.examples), "rejected": len(p.bad)}
-
-        return self.store.finish(names, len(owned)) | {
-            "sources": summary,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-
-    def _stream(
-        self,
-        sources: list[_Source],
-        parallel: list[_Parallel],
-        seen: dict[str, str],
-        names: list[str],
-        owned: set[str],
-        summary: dict[str, dict[str, Any]],
-        bar: tqdm,
-    ) -> None:
-        """Read every source in order, cutting its items into shards and writing the owned ones."""
-        for src in sources:
-            src_started = time.perf_counter()
-            src_sum = summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
-            for chunk in _chunks(src.reader.read(), self.shard_size):
-                name = shard_name(len(names))
-                names.append(name)
-                mine = self._owns(len(names) - 1)
-                todo = mine and not self.store.is_done(name)
-                if mine:
-                    owned.add(name)
-                writer = self.store.writer(name) if todo else None
-                self._process_chunk(chunk, src, parallel, seen, writer, src_sum)
-                if writer is not None:
-                    writer.commit()
-                bar.update(len(chunk))
-            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
-
-    def _owns(self, shard_index: int) -> bool:
-        """Round-robin shard ownership, the same rule as ``shards.task_shards``."""
-        return shard_index % self.num_tasks == self.task_index
+        return {"sources": summary}
 
     # ------------------------------------------------------------------ rows
     def _fail_or_keep(self, path: str, bad: BadRecord) -> None:

@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, load_json, read_text, require_str
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, require_str
 from mt_qa.errors import InputError
+from mt_qa.io import load_json, read_text
 
 
 class TriviaQAReader(Reader):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, iter_lines
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped
 from mt_qa.errors import InputError
+from mt_qa.io import iter_lines
 
 COLUMNS = ["QuestionID", "Question", "DocumentID", "DocumentTitle", "SentenceID", "Sentence", "Label"]
 

@@ -28,10 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 from mt_qa import __version__
-from mt_qa.collect.base import iter_json_lines, iter_lines
 from mt_qa.errors import InputError, MtqaError
 from mt_qa.evaluate.encode import Encoder
-from mt_qa.shards import atomic_write_bytes
+from mt_qa.io import atomic_write_bytes, iter_json_lines, iter_lines
 
 DEFAULT_MEASURES = ("nDCG@10", "R@100", "RR@10", "AP")
 

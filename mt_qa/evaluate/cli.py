@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from mt_qa.clickutil import wide_console
+from mt_qa.clickutil import LANG_TEXT, wide_console
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.commands import run_beir, run_lareqa, run_tatoeba
 from mt_qa.evaluate.report import fmt
@@ -70,7 +70,7 @@ def evaluate() -> None:
 @evaluate.command("lareqa")
 @click.argument("data", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
-@click.option("--languages", help="Comma-separated languages to use (default: every <lang>.json in DATA).")
+@click.option("--languages", type=LANG_TEXT, help="Languages to use, any code form (default: all <lang>.json in DATA).")
 @click.option("--name", "names", multiple=True, help="Benchmark name per DATA dir (default: the dir name).")
 @click.option("--ties", type=click.Choice(["pessimistic", "optimistic"]), default="pessimistic", show_default=True,
               help="Rank of a relevant candidate that ties with non-relevant ones: after them (pessimistic) "
@@ -131,10 +131,10 @@ def beir(data, out, split, queries, qrels, k, chunk_docs, no_title, **kw):
 @evaluate.command("tatoeba")
 @click.argument("data", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Report directory.")
-@click.option("--languages", help="Comma-separated languages to use, any code form (default: every pair in DATA).")
+@click.option("--languages", type=LANG_TEXT, help="Languages to use, any code form (default: every pair in DATA).")
 @click.option("--prefix", default="query: ", show_default=True,
               help="Put before the sentences of both sides (bitext retrieval is symmetric; e5 uses 'query: ').")
-@click.option("--trained-languages",
+@click.option("--trained-languages", type=LANG_TEXT,
               help="Languages the model was trained on, to report the mean over the others (unseen) too.")
 @encoder_options(prefixes=False)
 def tatoeba(data, out, languages, prefix, trained_languages, **kw):
@@ -157,7 +157,7 @@ def tatoeba(data, out, languages, prefix, trained_languages, **kw):
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Benchmark directory.")
 @click.option("--split", default="dev", show_default=True, help="Split the articles are held out from.")
 @click.option("--dataset", default=None, help="Only rows of this dataset (default: all).")
-@click.option("--languages", help="Comma-separated languages (default: every language of the split).")
+@click.option("--languages", type=LANG_TEXT, help="Languages, any code form (default: every language of the split).")
 @click.option("--articles", type=int, default=10, show_default=True,
               help="Number of whole articles to hold out, picked by a seeded hash of their title.")
 @click.option("--titles", multiple=True, help="Hold out exactly these article titles (repeatable).")

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from mt_qa.collect.base import load_json
 from mt_qa.errors import InputError, MtqaError
+from mt_qa.io import load_json
 
 # <lang>.json or <lang>.json.gz; the language is the file's stem.
 _FILE = re.compile(r"^(?P<lang>[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)?)\.json(?:\.gz)?$")

@@ -92,7 +92,6 @@ class Check(ABC):
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.rows_checked = 0
 
     def begin_shard(self) -> None:  # noqa: B027 - a hook: most checks keep no cache
         """Drop per-shard caches (they bound memory to one shard's distinct texts)."""
@@ -107,7 +106,6 @@ class Check(ABC):
             if verdict is not None:
                 found[i] = verdict
         self.seconds += time.perf_counter() - started
-        self.rows_checked += len(indices)
         return found
 
     def __call__(self, rows: ShardRows, i: int) -> Rejection | None:

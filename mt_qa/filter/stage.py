@@ -1,29 +1,26 @@
 """The filter stage: language ID, translation-quality checks and dedup over QA shards.
 
-Two passes. A cheap pre-pass reads the question and passage of every input shard, in shard
-order, and decides which rows are duplicates (the first copy is kept); the plan is saved in the
-output directory and reused by every task and resumed run. The writing pass then filters each
-shard this task owns on its own, so output shard N holds what is left of input shard N.
+Two passes. A cheap pre-pass (``prepass.py``) reads the question and passage of every input
+shard, in shard order, and decides which rows are duplicates (the first copy is kept); the plan
+is saved in the output directory and reused by every task and resumed run. The writing pass
+then filters each shard this task owns on its own (in this process, or in ``--workers``
+processes: ``pool.py``), so output shard N holds what is left of input shard N.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import xxhash
 from tqdm import tqdm
 
-from mt_qa.errors import InputError, MtqaError
+from mt_qa.errors import MtqaError
+from mt_qa.filter import prepass
 from mt_qa.filter.checks import (
-    CHECK_ORDER,
     SOURCE,
     Check,
     CopyCheck,
@@ -36,134 +33,47 @@ from mt_qa.filter.checks import (
     ScriptCheck,
     ShardRows,
 )
-from mt_qa.filter.dedup import DedupConfig, Deduplicator, DedupPlan, Duplicate
-from mt_qa.filter.langid import (
-    DEFAULT_CANDIDATES,
-    DETECTOR_CHOICES,
-    DETECTORS,
-    LangIdError,
-    LanguageDetector,
-    langid_code,
-    make_detector,
-    normalize_code,
-)
-from mt_qa.filter.semantic import SemanticCheck, SemanticConfig, with_signals
+from mt_qa.filter.config import FilterConfig, candidate_languages
+from mt_qa.filter.dedup import DedupPlan
+from mt_qa.filter.langid import LangIdError, LanguageDetector, langid_code, make_detector
+from mt_qa.filter.semantic import SemanticCheck, with_signals
 from mt_qa.records import QA_SCHEMA
-from mt_qa.shards import ShardStore, task_shards
+from mt_qa.shards import ShardStore, ShardWriter
+from mt_qa.stage import ShardedStage
 
 PLAN_FILE = "_dedup_plan.json"
-PLAN_LOCK = "_dedup_plan.lock"  # held by the task building the plan (see FilterStage._shared_plan)
+PLAN_LOCK = "_dedup_plan.lock"  # held by the task building the plan (see FilterStage.prepare)
 GROUP_SOURCE_REJECTED = "group_source_rejected"
 
-
-@dataclass
-class FilterConfig:
-    """Every option of the stage; defaults are argued for in docs/filter.md."""
-
-    detector: str = "combined"
-    langid_langs: str = "default"  # 'default' (mtqa languages + input's), 'all', or 'en,es,...'
-    fasttext_model: str | None = None
-    min_confidence: float = 0.5
-    min_confidence_short: float = 0.25
-    short_question_chars: int = 40
-    min_script_ratio: float = 0.3
-    min_length_ratio: float = 0.5
-    max_length_ratio: float = 2.0
-    max_repetition: float = 0.3
-    max_loop: int = 3
-    max_copy: float = 0.8
-    dedup: bool = True
-    near_dup: bool = True
-    near_dup_threshold: float = 0.9
-    skip: tuple[str, ...] = field(default_factory=tuple)
-    seed: int = 0
-    semantic: SemanticConfig = field(default_factory=SemanticConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.semantic, dict):  # from asdict(), in worker processes
-            self.semantic = SemanticConfig(**self.semantic)
-
-    def validate(self) -> None:
-        """Raise MtqaError naming the option for any value that cannot work."""
-        def unit(name: str, value: float, low_open: bool = False) -> None:
-            if not (0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0):
-                raise MtqaError(f"--{name.replace('_', '-')} must be in {'(0' if low_open else '[0'}, 1], not {value}")
-
-        for name in ("min_confidence", "min_confidence_short", "min_script_ratio", "max_repetition", "max_copy"):
-            unit(name, getattr(self, name))
-        unit("near_dup_threshold", self.near_dup_threshold, low_open=True)
-        if not 0 < self.min_length_ratio < self.max_length_ratio:
-            raise MtqaError(f"--min-length-ratio ({self.min_length_ratio}) must be > 0 and below "
-                            f"--max-length-ratio ({self.max_length_ratio})")
-        if self.max_loop < 1:
-            raise MtqaError(f"--max-loop must be at least 1, not {self.max_loop}")
-        if self.short_question_chars < 0:
-            raise MtqaError(f"--short-question-chars must be >= 0, not {self.short_question_chars}")
-        unknown = [s for s in self.skip if s not in CHECK_ORDER]
-        if unknown:
-            raise MtqaError(f"--skip {', '.join(unknown)}: unknown check; choose from {', '.join(CHECK_ORDER)}")
-        members = ["fasttext"] if self.detector == "combined" else self.detector.split("+")
-        if not all(name.strip() in DETECTORS for name in members):
-            raise MtqaError(f"--detector {self.detector!r}: choose from {', '.join(DETECTOR_CHOICES)} "
-                            "(or join names with '+', e.g. fasttext+langdetect)")
-        self.semantic.validate()
-
-    @property
-    def enabled(self) -> list[str]:
-        skipped = set(self.skip)
-        if not self.dedup:
-            skipped.add("dedup")
-        if not self.semantic.model:
-            skipped.add("semantic")
-        return [name for name in CHECK_ORDER if name not in skipped]
-
-    def dedup_config(self) -> DedupConfig:
-        return DedupConfig(exact=True, near=self.near_dup, threshold=self.near_dup_threshold)
+__all__ = ["PLAN_FILE", "FilterConfig", "FilterStage", "candidate_languages"]
 
 
-def candidate_languages(spec: str, input_langs: list[str]) -> list[str] | None:
-    """The languages a detector may answer (None: all it knows); the input's are always in."""
-    spec = spec.strip().lower()
-    if spec == "all":
-        return None
-    own = {langid_code(lang) for lang in input_langs}
-    if spec == "default":
-        return sorted(own | set(DEFAULT_CANDIDATES))
-    listed = {normalize_code(part) for part in spec.split(",") if part.strip()}
-    if not listed:
-        raise MtqaError(f"--langid-langs {spec!r}: give 'default', 'all' or comma-separated language codes")
-    return sorted(own | listed)
-
-
-class FilterStage:
+class FilterStage(ShardedStage):
     """Filter a QA shard directory into a ``filter`` shard directory with the same shard names."""
 
-    def __init__(
-        self,
-        src: str | Path,
-        out: str | Path,
-        config: FilterConfig | None = None,
-        num_tasks: int = 1,
-        task_index: int = 0,
-        overwrite: bool = False,
-        progress: bool = True,
-        workers: int = 1,
-    ):
+    name = "filter"
+    schema = QA_SCHEMA
+    unit = "row"
+
+    def __init__(self, src: str | Path, out: str | Path, config: FilterConfig | None = None, *, num_tasks: int = 1,
+                 task_index: int = 0, overwrite: bool = False, progress: bool = True, workers: int = 1):
         if workers < 1:
             raise MtqaError(f"--workers must be at least 1, not {workers}")
         self.workers = workers
         self.config = config or FilterConfig()
         self.config.validate()
-        task_shards([], num_tasks, task_index)  # validates the task index range
+        super().__init__(out, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite, progress=progress)
         self.src_dir = Path(src)
-        self.store = ShardStore(out, "filter", QA_SCHEMA)
-        self.num_tasks = num_tasks
-        self.task_index = task_index
-        self.overwrite = overwrite
-        self.progress = progress
         self.timings: dict[str, float] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ setup
+    def open(self) -> None:
+        self.started = time.perf_counter()
+        self.src = self._open_source()
+        self.detector = self._detector(self.src)
+
     def _open_source(self) -> ShardStore:
         src = ShardStore.open(self.src_dir)
         if src.schema is not QA_SCHEMA:
@@ -184,7 +94,7 @@ class FilterStage:
                               f"(rows of {self.src_dir}); choose another --detector or --skip langid")
         return detector
 
-    def _checks(self, detector: LanguageDetector | None, plan: DedupPlan | None) -> list[Check]:
+    def checks(self, detector: LanguageDetector | None, plan: DedupPlan | None) -> list[Check]:
         cfg = self.config
         build = {
             "empty": lambda: EmptyCheck(),
@@ -199,7 +109,8 @@ class FilterStage:
         }
         return [build[name]() for name in cfg.enabled]
 
-    def params(self, checks: list[Check]) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        checks = self.checks(self.detector, None)
         params = asdict(self.config)
         params["skip"] = sorted(self.config.skip)
         if self.config.semantic.model:
@@ -209,8 +120,18 @@ class FilterStage:
         params["checks"] = {c.name: c.params() for c in checks}
         return params
 
-    # ------------------------------------------------------------------ pre-pass
-    def _plan(self, src: ShardStore) -> DedupPlan | None:
+    def inputs(self) -> list[dict[str, Any]]:
+        return [self.src.input_ref()]
+
+    def shard_names(self) -> list[str]:
+        return self.src.shard_names()
+
+    # ------------------------------------------------------------------ the plan
+    def prepare(self, todo: list[str]) -> None:
+        self.plan = self.shared_plan(PLAN_LOCK, self._plan) if "dedup" in self.config.enabled else self._plan()
+        self._checks = self.checks(self.detector, self.plan)
+
+    def _plan(self) -> DedupPlan | None:
         """The dedup plan: the saved one, or a scan of the whole input (which also checks groups)."""
         path = self.store.root / PLAN_FILE
         dedup_on = "dedup" in self.config.enabled
@@ -219,114 +140,57 @@ class FilterStage:
             if plan is not None:
                 return plan
         started = time.perf_counter()
-        dedup = Deduplicator(self.config.dedup_config()) if dedup_on else None
-        columns = ["id", "group_id", "lang", "question", "passage"] if dedup_on else ["group_id"]
-        group_shard: dict[int, str] = {}
-        drops: dict[str, Duplicate] = {}
-        bar = tqdm(total=src.manifest["totals"]["rows"], desc="filter: dedup scan" if dedup_on else "filter: groups",
-                   unit="row", disable=not self.progress, dynamic_ncols=True)
-        for name in src.shard_names():
-            if dedup is not None:
-                dedup.new_shard()
-            for file in src.files(shard=name):
-                table = src.read(file, columns)
-                self._check_groups(table["group_id"].to_pylist(), name, group_shard)
-                if dedup is not None:
-                    cols = [table[c].to_pylist() for c in ("id", "lang", "question", "passage")]
-                    for row_id, lang, question, passage in zip(*cols, strict=True):
-                        dup = dedup.add(row_id, lang, question, passage)
-                        if dup is not None:
-                            drops[row_id] = dup
-                bar.update(table.num_rows)
-        bar.close()
+        plan = prepass.scan(self.src, self.config.dedup_config() if dedup_on else None, self.progress)
         self.timings["dedup_scan"] = time.perf_counter() - started
-        if dedup is None:
-            return None
-        plan = DedupPlan(self.config.dedup_config(), drops)
-        plan.save(path)
+        if plan is not None:
+            plan.save(path)
         return plan
 
-    def _shared_plan(self, src: ShardStore) -> DedupPlan | None:
-        """The dedup plan, built once for all tasks: the first task to get here scans while holding
-        a lock in the output directory; tasks arriving meanwhile wait and then load its plan
-        instead of each rescanning every row (a floor that grew with the number of tasks)."""
-        if "dedup" not in self.config.enabled:
-            return self._plan(src)
-        import fcntl
+    # ------------------------------------------------------------------ shards
+    def rows_of(self, name: str) -> int:
+        return sum(info["rows"] for info in self.src.manifest["shards"][name]["files"].values()
+                   if not info.get("rejects"))
 
-        with open(self.store.root / PLAN_LOCK, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or when the holder dies
-            return self._plan(src)
+    def work(self, todo: list[str]) -> int:
+        return sum(self.rows_of(name) for name in todo)
 
-    def _check_groups(self, group_ids: list[str], shard: str, seen: dict[int, str]) -> None:
-        """Refuse a group whose rows lie in two shards: its group policy could not be applied."""
-        for gid in group_ids:
-            key = xxhash.xxh3_64_intdigest(gid.encode())
-            first = seen.setdefault(key, shard)
-            if first != shard:
-                raise InputError(str(self.src_dir), f"group {gid}", f"rows in shards {first} and {shard}",
-                                 "filter needs each group's rows in one shard, as collect and translate write them")
+    def write_shards(self, todo: list[str], bar: tqdm) -> None:
+        workers = min(self.workers, len(todo))
+        if workers > 1:
+            from mt_qa.filter.pool import run_pool
 
-    # ------------------------------------------------------------------ run
-    def run(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        src = self._open_source()
-        detector = self._detector(src)
-        checks = self._checks(detector, None)
-        self.store.begin(self.params(checks), [src.input_ref()], overwrite=self.overwrite)
-        names = src.shard_names()
-        mine = task_shards(names, self.num_tasks, self.task_index)
-        todo = [name for name in mine if not self.store.is_done(name)]
-        counts: dict[str, dict[str, int]] = {}
-        if todo:
-            plan = self._shared_plan(src)
-            rows_of = {name: sum(info["rows"] for info in src.manifest["shards"][name]["files"].values()
-                                 if not info.get("rejects")) for name in todo}
-            bar = tqdm(total=sum(rows_of.values()), desc="filter", unit="row", disable=not self.progress,
-                       dynamic_ncols=True)
-            workers = min(self.workers, len(todo))
-            if workers > 1:
-                results = self._run_pool(todo, workers, bar, rows_of)
-            else:
-                checks = self._checks(detector, plan)
-                results = (self._filter_one(src, name, checks, bar) for name in todo)
-            for shard_counts, seconds in results:
-                _add_counts(counts, shard_counts)
-                for name, secs in seconds.items():
-                    self.timings[name] = self.timings.get(name, 0.0) + secs
-            bar.close()
-        result = self.store.finish(names, len(mine), len(todo))
-        seconds = time.perf_counter() - started
-        rows_in = sum(by.get("rows_in", 0) for by in counts.values())
-        return result | {
-            "counts": counts,
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "rows_per_second": round(rows_in / seconds, 1) if seconds and rows_in else None,
-            "seconds": round(seconds, 2),
-        }
+            for shard_counts, seconds in run_pool(self, todo, workers, bar):
+                self._add(shard_counts, seconds)
+        else:
+            super().write_shards(todo, bar)
 
-    def _filter_one(self, src: ShardStore, name: str, checks: list[Check],
-                    bar: tqdm | None) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+    def write_shard(self, name: str, writer: ShardWriter, bar: tqdm | None) -> None:
+        self._add(*self.filter_one(self.src, name, self._checks, writer, bar))
+
+    def filter_one(self, src: ShardStore, name: str, checks: list[Check], writer: ShardWriter,
+                   bar: tqdm | None) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
         """Filter one shard; returns its counts and the seconds each check spent on it."""
         before = {check.name: check.seconds for check in checks}
-        shard_counts = self._filter_shard(src, name, checks, bar)
+        shard_counts = self.filter_shard(src, name, checks, writer, bar)
         return shard_counts, {check.name: check.seconds - before[check.name] for check in checks}
 
-    def _run_pool(self, todo: list[str], workers: int, bar: tqdm,
-                  rows_of: dict[str, int]) -> Iterator[tuple[dict[str, dict[str, int]], dict[str, float]]]:
-        """Shards in parallel processes: each output shard is written by exactly one of them,
-        atomically, so the result is the same as in one process."""
-        context = multiprocessing.get_context("spawn")  # no fork: pyarrow and tqdm hold threads
-        init = (str(self.src_dir), str(self.store.root), asdict(self.config))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
-            futures = {pool.submit(_worker_filter, name): name for name in todo}
-            for future in as_completed(futures):
-                bar.update(rows_of[futures[future]])
-                yield future.result()
+    def _add(self, shard_counts: dict[str, dict[str, int]], seconds: dict[str, float]) -> None:
+        _add_counts(self.counts, shard_counts)
+        for name, secs in seconds.items():
+            self.timings[name] = self.timings.get(name, 0.0) + secs
 
-    def _filter_shard(self, src: ShardStore, name: str, checks: list[Check],
-                      bar: tqdm | None) -> dict[str, dict[str, int]]:
-        """Filter one shard and commit it; returns {lang: {rows_in, rows_out, <reason>: n}}."""
+    def summary(self) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.started
+        rows_in = sum(by.get("rows_in", 0) for by in self.counts.values())
+        return {
+            "counts": self.counts,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "rows_per_second": round(rows_in / seconds, 1) if seconds and rows_in else None,
+        }
+
+    def filter_shard(self, src: ShardStore, name: str, checks: list[Check], writer: ShardWriter,
+                     bar: tqdm | None) -> dict[str, dict[str, int]]:
+        """Filter one shard into ``writer``; returns {lang: {rows_in, rows_out, <reason>: n}}."""
         paths = src.files(shard=name)
         tables = [src.read(p) for p in paths]
         table = pa.concat_tables(tables) if tables else QA_SCHEMA.empty_table()
@@ -350,7 +214,6 @@ class FilterStage:
         signals = {k: v for check in checks if isinstance(check, SemanticCheck) for k, v in check.signals().items()}
         table = with_signals(table, signals)  # kept and rejected rows carry their scores
 
-        writer = self.store.writer(name)
         counts: dict[str, dict[str, int]] = {}
         keep = [v is None for v in verdicts]
         rejected = [i for i, v in enumerate(verdicts) if v is not None]
@@ -383,7 +246,6 @@ class FilterStage:
                 for key, n in sorted(check.shard_counts().items()):
                     writer.count(key, n)
         writer.add(table.filter(pa.array(keep, type=pa.bool_())) if len(rows) else table)
-        writer.commit()
         return counts
 
     @staticmethod
@@ -403,28 +265,3 @@ def _add_counts(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]
         into = total.setdefault(lang, {})
         for reason, n in by_reason.items():
             into[reason] = into.get(reason, 0) + n
-
-
-# One worker process's stage, source store and checks, built once by the pool's initializer.
-_WORKER: tuple[FilterStage, ShardStore, list[Check]] | None = None
-
-
-def _init_worker(src_dir: str, out_dir: str, config: dict[str, Any]) -> None:
-    global _WORKER
-    from mt_qa.run.task import set_parent_death_signal
-
-    set_parent_death_signal()  # a killed filter task takes its pool with it
-    config["skip"] = tuple(config["skip"])
-    stage = FilterStage(src_dir, out_dir, FilterConfig(**config), progress=False)
-    src = stage._open_source()
-    plan = DedupPlan.load(stage.store.root / PLAN_FILE, stage.config.dedup_config()) \
-        if "dedup" in stage.config.enabled else None
-    if "dedup" in stage.config.enabled and plan is None:
-        raise MtqaError(f"{out_dir}: the dedup plan vanished while workers started")
-    _WORKER = (stage, src, stage._checks(stage._detector(src), plan))
-
-
-def _worker_filter(name: str) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
-    assert _WORKER is not None, "worker not initialised"
-    stage, src, checks = _WORKER
-    return stage._filter_one(src, name, checks, None)

@@ -39,12 +39,11 @@ from typing import Any
 import yaml
 
 from mt_qa.errors import MtqaError
+from mt_qa.stage import is_sharded  # whether a stage runs as N tasks: the stage class says (`sharded`)
 
 REF = re.compile(r"\$\{([^}]+)\}")
 ITEM_REF = re.compile(r"\$\{item(?:\.([A-Za-z0-9_-]+))?\}")
 STAGES = ("collect", "translate", "filter", "build-batches", "train", "evaluate")
-# Stages whose work splits into independent shards (run as N parallel tasks / array tasks).
-SHARDED = frozenset({"collect", "translate", "filter"})
 
 
 class PipelineError(MtqaError):
@@ -208,7 +207,7 @@ def load_pipeline(path: str | os.PathLike[str], overrides: list[str] = ()) -> Pi
         hint = _resolve(str(raw["hint"]), context, f"{where}.hint", set()) if raw.get("hint") else None
         resources = _resources(_resolve(raw.get("resources") or {}, context, f"{where}.resources", set()), where)
         step = Step(name, stage, args, options, out_option=out or None,
-                    sharded=bool(raw.get("sharded", stage.split()[0] in SHARDED)), depends=sorted(deps),
+                    sharded=bool(raw.get("sharded", is_sharded(stage))), depends=sorted(deps),
                     hint=hint, resources=resources)  # fmt: skip
         steps.append(step)
         context["steps"][name] = run_dir / name

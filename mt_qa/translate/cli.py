@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mt_qa.clickutil import array_options, common_output_options, print_summary, resolve_array_task
-from mt_qa.languages import parse_langs
+from mt_qa.clickutil import LANGS, config_from_options, print_summary, stage_options, stage_run
 from mt_qa.translate.models import (
-    DEFAULT_MODEL,
     QUANTIZATIONS,
     ModelError,
     convert,
     load_model_info,
     validate_ct2_dir,
 )
-from mt_qa.translate.stage import TranslateStage, default_cache_path, describe, summary_rows
-from mt_qa.translate.translator import DEVICES, HARD_MAX_DECODING, DecodeOptions
+from mt_qa.translate.stage import TranslateConfig, TranslateStage, default_cache_path
+from mt_qa.translate.translator import HARD_MAX_DECODING, DecodeOptions
 from mt_qa.translate.vocab_map_cli import parse_device_index, print_check, vocab_map_cmd, vocab_map_options
 
 _DEFAULTS = DecodeOptions()
@@ -25,23 +24,10 @@ _DEFAULTS = DecodeOptions()
 
 @click.command()
 @click.argument("input_dir", type=click.Path(file_okay=False))
-@click.option("--langs", required=True, help="Target languages: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
+@click.option("--langs", required=True, type=LANGS, help="Targets: ISO 639-1/639-3 or FLORES-200 codes, e.g. de,ar,zh.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output shard directory.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="Hugging Face id or local directory (a CTranslate2 model, or a Transformers NLLB checkpoint "
-                   "that is converted once into the model cache).")
-@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default="int8", show_default=True,
-              help="Weight type when a checkpoint has to be converted.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="auto: CUDA when CTranslate2 sees a GPU, else CPU.")
-@click.option("--compute-type", default="auto", show_default=True,
-              help="CTranslate2 compute type; auto: int8 on CPU, int8_float16 on GPU.")
 @click.option("--beam-size", default=_DEFAULTS.beam_size, show_default=True, type=int,
               help="Beam width; NLLB's paper used 4, 2 halves the decoding work.")
-@click.option("--inter-threads", type=int, help="Parallel translator replicas (default: cores // 8, at least 1).")
-@click.option("--intra-threads", type=int, help="Threads per replica (default: cores // inter-threads).")
-@click.option("--max-batch-tokens", default=4096, show_default=True, type=int,
-              help="Token budget of one batch (longest source x segments), length-sorted.")
 @click.option("--max-input-tokens", default=_DEFAULTS.max_input_tokens, show_default=True, type=int,
               help=f"Longer segments are split (never truncated); at most {HARD_MAX_DECODING}.")
 @click.option("--max-length-ratio", default=_DEFAULTS.max_length_ratio, show_default=True, type=float,
@@ -56,21 +42,11 @@ _DEFAULTS = DecodeOptions()
               help=f"Translation cache (SQLite) shared across runs [default: {default_cache_path()}].")
 @click.option("--no-cache", is_flag=True, help="No shared cache: checkpoints go to OUT/_work/ and are removed "
                                                "when their shard is done.")
-@click.option("--checkpoint-every", default=1000, show_default=True, type=int,
-              help="Segments per work unit committed to the cache; a killed run loses at most one unit.")
-@click.option("--retranslate-imported", is_flag=True,
-              help="Machine-translate languages that already have an imported translation (which then goes to "
-                   "rejects/ as replaced_by_mt). Default: keep the imported row and skip translation.")
-@click.option("--model-cache", type=click.Path(file_okay=False),
-              help="Where converted models are kept [default: $MTQA_CACHE_DIR/models or ~/.cache/mtqa/models].")
 @vocab_map_options
-@array_options
-@common_output_options
-def translate(input_dir, langs, out, model, quantization, device, compute_type, beam_size, inter_threads,
-              intra_threads, max_batch_tokens, max_input_tokens, max_length_ratio, max_length_slack,
-              repetition_penalty, no_repeat_ngram_size, cache_path, no_cache, checkpoint_every, retranslate_imported,
-              model_cache, vocab_map, calibrate_segments, check_vocab_map, check_threshold, device_index,
-              max_batch_memory, num_shards, shard_index, overwrite, quiet):
+@stage_options(TranslateConfig)
+def translate(input_dir, langs, out, beam_size, max_input_tokens, max_length_ratio, max_length_slack,
+              repetition_penalty, no_repeat_ngram_size, cache_path, no_cache, vocab_map, calibrate_segments,
+              check_vocab_map, check_threshold, device_index, max_batch_memory, **config):
     """Translate QA shards (from collect) into more languages with NLLB-200 through CTranslate2.
 
     English rows pass through (origin=source), and each target language gets one row per group
@@ -84,16 +60,12 @@ def translate(input_dir, langs, out, model, quantization, device, compute_type, 
     options = DecodeOptions(beam_size=beam_size, max_input_tokens=max_input_tokens,
                             max_length_ratio=max_length_ratio, max_length_slack=max_length_slack,
                             repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
-    num_tasks, task_index = resolve_array_task(num_shards, shard_index)
-    cache = None if no_cache else (cache_path or "default")
-    stage = TranslateStage(
-        input_dir, out, parse_langs(langs), model=model, device=device, compute_type=compute_type, options=options,
-        inter_threads=inter_threads, intra_threads=intra_threads, max_batch_tokens=max_batch_tokens, cache=cache,
-        checkpoint_every=checkpoint_every, retranslate_imported=retranslate_imported, quantization=quantization,
-        model_cache=model_cache, num_tasks=num_tasks, task_index=task_index, overwrite=overwrite,
-        progress=not quiet, vocab_map=vocab_map, calibrate_segments=calibrate_segments,
-        device_index=parse_device_index(device_index), max_batch_memory_mib=max_batch_memory,
-    )
+    run = stage_run(config)
+    config = config_from_options(
+        TranslateConfig, config, langs=langs, options=options, cache=None if no_cache else (cache_path or "default"),
+        vocab_map=vocab_map, calibrate_segments=calibrate_segments, device_index=parse_device_index(device_index),
+        max_batch_memory_mib=max_batch_memory)
+    stage = TranslateStage(input_dir, out, config, **run)
     if check_vocab_map:
         print_check(stage.check_vocab_map(check_vocab_map, check_threshold))
         return
@@ -102,6 +74,25 @@ def translate(input_dir, langs, out, model, quantization, device, compute_type, 
                   ["lang", "mt rows", "kept existing", "rejected", "unique seg.", "cached", "translated"],
                   summary_rows(result))
     click.echo(describe(result), err=True)
+
+
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per-language lines of the end-of-run table."""
+    rows = []
+    for code, s in result["langs"].items():
+        rows.append([code, str(s["rows"]), str(s["existing"]), str(s["rejected"]), str(s["unique"]),
+                     str(s["cached"]), str(s["translated"])])
+    return rows
+
+
+def describe(result: dict[str, Any]) -> str:
+    model = result["model"]
+    speed = f", {result['segments_per_s']} segments/s" if result.get("segments_per_s") else ""
+    threads = result.get("threads")
+    threads_text = f", threads {threads[0]}x{threads[1]}" if threads else ""
+    return (f"model {model['id']} ({model['sha256'][:12]}) on {result['device']} {result['compute_type']}"
+            f"{threads_text}; {result['segments_translated']} segments translated, {result['segments_cached']} "
+            f"from cache{speed}; cache: {result['cache'] or 'off (per-shard checkpoints)'}")
 
 
 @click.group()
@@ -131,10 +122,10 @@ def convert_cmd(source, out, quantization, force):
 
 @model.command("info")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--langs", help="Also check that the model knows these languages.")
+@click.option("--langs", type=LANGS, help="Also check that the model knows these languages.")
 def info_cmd(directory, langs):
     """Validate a CTranslate2 model directory and print its id and content hash."""
-    codes = [lang.flores for lang in parse_langs(langs)] if langs else []
+    codes = [lang.flores for lang in langs] if langs else []
     path = Path(directory)
     problems = validate_ct2_dir(path, codes)
     if problems:

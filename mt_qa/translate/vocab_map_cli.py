@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mt_qa.clickutil import LANGS
 from mt_qa.errors import MtqaError
-from mt_qa.languages import parse_langs, resolve
+from mt_qa.languages import resolve
 from mt_qa.translate.vocab_map import AGREEMENT_THRESHOLD, META_FILE, VocabMap, VocabMapError
 
 
@@ -97,7 +98,7 @@ def _parse_samples(samples: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.option("--calibrate", "calibrate_dir", type=click.Path(file_okay=False),
               help="A collected QA store: translate its first --segments segments without a map into --langs "
                    "and add the pieces the model produced.")
-@click.option("--langs", help="Target languages for --calibrate.")
+@click.option("--langs", type=LANGS, help="Target languages for --calibrate.")
 @click.option("--segments", default=1000, show_default=True, type=int, help="Segments for --calibrate.")
 @click.option("--beam-size", default=2, show_default=True, type=int, help="Beam for --calibrate.")
 @click.option("--device", default="auto", show_default=True)
@@ -127,7 +128,7 @@ def vocab_map_cmd(model_spec, out, samples, min_count, calibrate_dir, langs, seg
         raise MtqaError("--calibrate needs --langs (the target languages to calibrate)")
     if min_count < 1 or segments < 1:
         raise MtqaError("--min-count and --segments must be at least 1")
-    cal_langs = [lang.flores for lang in parse_langs(langs)] if calibrate_dir else []
+    cal_langs = [lang.flores for lang in langs] if calibrate_dir else []
     info = resolve_model(model_spec, "int8", [code for code, _ in parsed] + cal_langs, model_cache)
     out_dir = Path(out)
     with model_lock(out_dir):
