@@ -63,8 +63,14 @@ def long_sentences(sentences: list[str]) -> list[int]:
     return [i for i, s in enumerate(sentences) if len(s.split()) >= 5]
 
 
-def build_cases(collected: Path, paragraphs: int, questions: int, seed: int) -> dict[tuple[str, str], dict]:
-    """{(lang, half): {"real": [(src, tgt)], "bad": [(src, tgt, kind)]}} as QA row dicts."""
+def build_cases(collected: Path, paragraphs: int, questions: int, seed: int,
+                dev_paragraphs: int | None = None) -> dict[tuple[str, str], dict]:
+    """{(lang, half): {"real": [(src, tgt)], "bad": [(src, tgt, kind)]}} as QA row dicts.
+
+    ``dev_paragraphs`` (>= ``paragraphs``) enlarges the dev half only: the extra paragraphs come after
+    the first ``paragraphs`` of the same shuffled pool and are drawn with a random generator of their
+    own, so the test half (and the first dev paragraphs) are the same rows whatever the dev size.
+    """
     from mt_qa.shards import ShardStore
 
     rows = ShardStore.open(collected).table().to_pylist()
@@ -85,14 +91,17 @@ def build_cases(collected: Path, paragraphs: int, questions: int, seed: int) -> 
             pool = [(t, p) for t in titles for p in sorted(articles[t]) if len(articles[t]) >= 2]
             rng.shuffle(pool)
             real, bad = [], []
-            for n, (title, para) in enumerate(pool[:paragraphs]):
+            extra = max(0, (dev_paragraphs or paragraphs) - paragraphs) if part == "dev" else 0
+            extra_rng = random.Random(f"{seed}/{lang}/dev-extra")
+            for n, (title, para) in enumerate(pool[:paragraphs + extra]):
+                draw = rng if n < paragraphs else extra_rng
                 pairs = articles[title][para]
                 others = [p for p in articles[title] if p != para]
-                for q, (src, tgt) in enumerate(rng.sample(pairs, min(questions, len(pairs)))):
+                for q, (src, tgt) in enumerate(draw.sample(pairs, min(questions, len(pairs)))):
                     real.append((src, tgt))
                     for shift in range(len(KINDS)):  # the kind in turn; the next one if it cannot be made
                         kind = KINDS[(n * questions + q + shift) % len(KINDS)]
-                        made = corrupt(kind, src, tgt, pairs, [articles[title][o][0][1] for o in others], rng)
+                        made = corrupt(kind, src, tgt, pairs, [articles[title][o][0][1] for o in others], draw)
                         if made is not None:
                             bad.append((src, made, kind))
                             break
@@ -202,7 +211,8 @@ def score_cases(cases: dict, model: str, device: str, cache_dir: Path) -> tuple[
             for i in tgt_rows:
                 j = rows.source_index[i]
                 assert j is not None
-                entries.append({"q": s.question[i], "p": s.passage[i], "surface": verdicts[i] or verdicts[j],
+                entries.append({"q": s.question[i], "p": s.passage[i], "w": s.whole[i],
+                                "surface": verdicts[i] or verdicts[j],
                                 "aligned": s.aligned[i], "sentences": s.sentences[i], "source": s.source_coverage[i],
                                 "text": (rows.questions[j], rows.questions[i], sentences[j], sentences[i])})
             if c == 0:
@@ -396,6 +406,9 @@ def main() -> int:
                         help="a sentence-transformers directory (default: $MTQA_E5_DIR)")
     parser.add_argument("--collected", type=Path, help="a collected SQuAD store (default: collect one now)")
     parser.add_argument("--paragraphs", type=int, default=20, help="paragraphs per language and half")
+    parser.add_argument("--dev-paragraphs", type=int,
+                        help="paragraphs per language in the dev half (default: --paragraphs); the test half is "
+                        "the same rows whatever this is")
     parser.add_argument("--questions", type=int, default=3, help="questions per paragraph")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
@@ -420,7 +433,7 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         collected = args.collected or collect(Path(tmp) / "collect")
-        cases = build_cases(collected, args.paragraphs, args.questions, args.seed)
+        cases = build_cases(collected, args.paragraphs, args.questions, args.seed, args.dev_paragraphs)
         scores, timing = score_cases(cases, args.model, args.device, args.cache_dir or Path(tmp) / "cache")
     seconds = time.perf_counter() - started
     load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split("load average:")[-1]

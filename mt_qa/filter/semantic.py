@@ -27,6 +27,7 @@ stages and users can re-threshold without encoding again.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -169,6 +170,7 @@ class ShardScores:
     question: list[float | None]
     passage: list[float | None]
     sentences: list[list[float | None] | None]
+    whole: list[float | None] = field(default_factory=list)  # the whole passage against the whole source
     aligned: list[bool] = field(default_factory=list)  # sentence i vs source sentence i
     # per row, count-mismatched rows only: each source sentence's margin in the alignment
     source_coverage: list[list[float] | None] = field(default_factory=list)
@@ -185,7 +187,7 @@ def score_shard(rows: ShardRows, sentences: list[list[str]], encode: Any, k: int
     Scores do not depend on other checks' verdicts, only on the shard's content.
     """
     n = len(rows)
-    scores = ShardScores([None] * n, [None] * n, [None] * n, [False] * n, [None] * n)
+    scores = ShardScores([None] * n, [None] * n, [None] * n, [None] * n, [False] * n, [None] * n)
     pairs_by_lang: dict[str, list[int]] = {}
     for i in range(n):
         j = rows.source_index[i]
@@ -200,8 +202,9 @@ def score_shard(rows: ShardRows, sentences: list[list[str]], encode: Any, k: int
 def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int], encode: Any, k: int,
                 scores: ShardScores) -> None:
     clusters: dict[str, int] = {}
-    q_src, q_tgt, s_src, s_tgt = _Pool(), _Pool(), _Pool(), _Pool()
+    q_src, q_tgt, s_src, s_tgt, w_src, w_tgt = _Pool(), _Pool(), _Pool(), _Pool(), _Pool(), _Pool()
     q_pair: dict[int, tuple[int, int]] = {}
+    w_pair: dict[int, tuple[int, int]] = {}
     s_items: dict[int, tuple[list[int | None], list[int | None]]] = {}
     for i in members:
         j = rows.source_index[i]
@@ -211,6 +214,8 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
         para = clusters.setdefault("\0" + rows.passages[j], len(clusters))
         if rows.questions[i].strip() and rows.questions[j].strip():
             q_pair[i] = (q_src.add(rows.questions[j], group), q_tgt.add(rows.questions[i], group))
+        if rows.passages[i].strip() and rows.passages[j].strip():
+            w_pair[i] = (w_src.add(rows.passages[j].strip(), para), w_tgt.add(rows.passages[i].strip(), para))
         src = [s_src.add(s, para) if s.strip() else None for s in sentences[j]]
         tgt = [s_tgt.add(s, para) if s.strip() else None for s in sentences[i]]
         if any(x is not None for x in src) and any(y is not None for y in tgt):
@@ -220,6 +225,11 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
         ka, kb = knn_means(a, b, np.asarray(q_src.clusters), np.asarray(q_tgt.clusters), k)
         for i, (x, y) in q_pair.items():
             scores.question[i] = _num(margin(np.float64(a[x] @ b[y]), ka[x], kb[y]))
+    if w_pair:
+        a, b = encode(w_src.texts), encode(w_tgt.texts)
+        ka, kb = knn_means(a, b, np.asarray(w_src.clusters), np.asarray(w_tgt.clusters), k)
+        for i, (x, y) in w_pair.items():
+            scores.whole[i] = _num(margin(np.float64(a[x] @ b[y]), ka[x], kb[y]))
     if not s_items:
         return
     a, b = encode(s_src.texts), encode(s_tgt.texts)
@@ -300,27 +310,40 @@ class _Side:
 _BEADS = ((1, 1), (2, 1), (1, 2), (1, 0), (0, 1))
 _GOOD = 1.5  # margin treated as a perfect match when turning margins into alignment costs
 _LENGTH_AGREEMENT = 0.7  # shorter/longer side (characters, per the language's typical ratio) free of penalty
+_FRAGMENT_WORDS = 4  # a "sentence" with fewer words ("[A]", "[citation needed]", "In Prosecutor v.") is a fragment
+_FRAGMENT_COST = 0.05  # what leaving a fragment unmatched costs; it is not scored
+_WORD = re.compile(r"\w+")
+
+
+def is_fragment(text: str) -> bool:
+    """Too short to carry a meaning of its own: a splitting artefact, not a sentence to judge."""
+    return len(_WORD.findall(text)) < _FRAGMENT_WORDS
 
 
 def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _Side, ratio: float = 1.0
           ) -> tuple[list[float | None], list[float | None]]:
     """Align sentences monotonically (1-1, 2-1, 1-2, or a sentence left unmatched) by margin.
 
-    For rows whose two sides have different numbers of sentences (imported data is segmented
-    on its own). The alignment minimises the summed cost max(0, 1.5 - margin), an unmatched
-    sentence costing 1.5 (margin 0), as in Vecalign's dynamic programme over sentence merges.
-    A bead's margin is scaled down when its two sides' lengths disagree (shorter/longer below
-    0.7, after the language's typical length ratio ``ratio``): without that, a dropped sentence
-    hides in a 2-1 merge, because "A. B." is still close to the translation of B alone.
+    For rows whose two sides are segmented differently (imported data is split on its own). The
+    alignment minimises the summed cost max(0, 1.5 - margin) per sentence of each bead (half per
+    side, so a merge is not cheaper than the two pairs it replaces), an unmatched sentence costing
+    as much as a pair at margin 0, as in Vecalign's dynamic programme over sentence merges. Two
+    guards keep a dropped sentence from hiding in a merge ("A. B." is still close to the
+    translation of B alone): a bead's margin is scaled down when its sides' lengths disagree
+    (shorter/longer below 0.7, after the language's typical length ratio ``ratio``), and a merge
+    counts only if it explains the other side better than either of its parts alone. Fragments
+    ("[A]", "[citation needed]") may stay unmatched almost free, and are not scored.
     Returns each source and each translation sentence's margin in its bead (0.0: unmatched;
-    None: empty sentence).
+    None: empty sentence or an unmatched fragment).
     """
     xs = [x for x in src if x is not None]
     ys = [y for y in tgt if y is not None]
     n, m = len(xs), len(ys)
+    frag_x = [is_fragment(side_a.pool.texts[x]) for x in xs]
+    frag_y = [is_fragment(side_b.pool.texts[y]) for y in ys]
     inf = float("inf")
     cost = np.full((n + 1, m + 1), inf)
-    back: dict[tuple[int, int], tuple[int, int, float]] = {}
+    back: dict[tuple[int, int], tuple[int, int, float | None]] = {}
     cost[0, 0] = 0.0
     for i in range(n + 1):
         for j in range(m + 1):
@@ -330,21 +353,22 @@ def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _
                 ni, nj = i + di, j + dj
                 if ni > n or nj > m:
                     continue
+                value: float | None
                 if di and dj:
-                    ex, kx, lx = side_a.span(xs[i:ni])
-                    ey, ky, ly = side_b.span(ys[j:nj])
-                    value = float(margin(np.float64(ex @ ey), np.float64(kx), np.float64(ky)))
-                    value = 0.0 if not np.isfinite(value) else value
-                    lx, ly = lx * ratio + 1, ly + 1
-                    value *= min(1.0, min(lx, ly) / max(lx, ly) / _LENGTH_AGREEMENT)
+                    value = _bead_margin(xs[i:ni], ys[j:nj], side_a, side_b, ratio)
+                    if value is None:
+                        continue  # a merge no better than one of its parts: not a merge
+                    step = (di + dj) / 2 * max(0.0, _GOOD - value)
+                elif (frag_x[i] if di else frag_y[j]):
+                    value, step = None, _FRAGMENT_COST
                 else:
-                    value = 0.0
-                c = cost[i, j] + max(0.0, _GOOD - value)
+                    value, step = 0.0, _GOOD / 2
+                c = cost[i, j] + step
                 if c < cost[ni, nj] - 1e-12:
                     cost[ni, nj] = c
                     back[(ni, nj)] = (i, j, value)
-    src_score: list[float] = [0.0] * n
-    tgt_score: list[float] = [0.0] * m
+    src_score: list[float | None] = [0.0] * n
+    tgt_score: list[float | None] = [0.0] * m
     i, j = n, m
     while (i, j) != (0, 0):
         pi, pj, value = back[(i, j)]
@@ -354,8 +378,34 @@ def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _
             tgt_score[b] = value
         i, j = pi, pj
     it_s, it_t = iter(src_score), iter(tgt_score)
-    return ([None if x is None else _num(next(it_s)) for x in src],
-            [None if y is None else _num(next(it_t)) for y in tgt])
+    return ([None if x is None else _opt(next(it_s)) for x in src],
+            [None if y is None else _opt(next(it_t)) for y in tgt])
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else _num(x)
+
+
+def _pair_margin(ex: np.ndarray, kx: float, ey: np.ndarray, ky: float) -> float:
+    value = float(margin(np.float64(ex @ ey), np.float64(kx), np.float64(ky)))
+    return value if np.isfinite(value) else 0.0
+
+
+def _bead_margin(xs: list[int], ys: list[int], side_a: _Side, side_b: _Side, ratio: float) -> float | None:
+    """Length-scaled margin of one bead; None for a merge that one of its parts explains as well."""
+    ex, kx, lx = side_a.span(xs)
+    ey, ky, ly = side_b.span(ys)
+    value = _pair_margin(ex, kx, ey, ky)
+    if len(xs) > 1:
+        parts = [_pair_margin(side_a.emb[x], side_a.knn[x], ey, ky) for x in xs]
+    elif len(ys) > 1:
+        parts = [_pair_margin(ex, kx, side_b.emb[y], side_b.knn[y]) for y in ys]
+    else:
+        parts = []
+    if parts and max(parts) >= value:
+        return None
+    lx, ly = lx * ratio + 1, ly + 1
+    return value * min(1.0, min(lx, ly) / max(lx, ly) / _LENGTH_AGREEMENT)
 
 
 class SemanticCheck(Check):

@@ -15,6 +15,7 @@ from mt_qa.filter.checks import ShardRows
 from mt_qa.filter.semantic import (
     SIGNAL_COLUMNS,
     SemanticConfig,
+    is_fragment,
     knn_side,
     margin,
     parse_thresholds,
@@ -126,6 +127,34 @@ def test_unequal_sentence_counts_are_aligned_with_merges_and_catch_a_dropped_sen
     assert s.passage[m] > 1.2, s.sentences[m]
     assert s.passage[x] < 0.9 and s.source_coverage[x][1] < 0.9  # source sentence 1 is the missing one
     assert len(s.sentences[x]) == 2 and len(s.source_coverage[x]) == 3
+
+
+def test_a_dropped_sentence_cannot_hide_in_a_merge_of_agreeing_length() -> None:
+    """The dropped sentence is short next to its neighbour, so lengths alone would let "A. B." -> "A'" pass."""
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    long = "s train here, with a good many words around it. "
+    dropped = pair("x", "q glass", [long, "s glass now, more. ", "s salt and pepper."], "Q GLASS",
+                   [long.upper(), "S SALT AND PEPPER."], origin="imported")
+    rows, sents = rows_of(base + dropped)
+    s = score_shard(rows, sents, encode, k=2)
+    x = rows.ids.index("d/dev/x/es")
+    assert s.source_coverage[x][1] == 0.0, s.source_coverage[x]  # unmatched, not merged into sentence 0
+    assert s.source_coverage[x][0] > 1.2 and s.passage[x] == 0.0
+
+
+def test_splitting_fragments_may_stay_unmatched_and_are_not_scored() -> None:
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    # "[Moon 4]" split off by the translation's segmenter (a note mark): too short to judge on its own,
+    # and its word pulls any merge down, so it is left unmatched, which costs nothing.
+    frag = pair("f", "q king", ["s king and his river. ", "s tiger was there too."], "Q KING",
+                ["S KING AND HIS RIVER. ", "S TIGER WAS THERE TOO. ", "[MOON 4]"], origin="imported")
+    rows, sents = rows_of(base + frag)
+    s = score_shard(rows, sents, encode, k=2)
+    f = rows.ids.index("d/dev/f/es")
+    assert s.sentences[f][2] is None and s.passage[f] > 1.2, s.sentences[f]
+    assert is_fragment("[Cita requerida]") and is_fragment("Direttive.") and not is_fragment("Dia do nariz na BBC.")
 
 
 def test_a_lone_group_has_no_neighbours_and_is_left_unscored() -> None:
