@@ -170,7 +170,6 @@ class ShardScores:
     question: list[float | None]
     passage: list[float | None]
     sentences: list[list[float | None] | None]
-    whole: list[float | None] = field(default_factory=list)  # the whole passage against the whole source
     aligned: list[bool] = field(default_factory=list)  # sentence i vs source sentence i
     # per row, count-mismatched rows only: each source sentence's margin in the alignment
     source_coverage: list[list[float] | None] = field(default_factory=list)
@@ -187,7 +186,7 @@ def score_shard(rows: ShardRows, sentences: list[list[str]], encode: Any, k: int
     Scores do not depend on other checks' verdicts, only on the shard's content.
     """
     n = len(rows)
-    scores = ShardScores([None] * n, [None] * n, [None] * n, [None] * n, [False] * n, [None] * n)
+    scores = ShardScores([None] * n, [None] * n, [None] * n, [False] * n, [None] * n)
     pairs_by_lang: dict[str, list[int]] = {}
     for i in range(n):
         j = rows.source_index[i]
@@ -202,9 +201,8 @@ def score_shard(rows: ShardRows, sentences: list[list[str]], encode: Any, k: int
 def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int], encode: Any, k: int,
                 scores: ShardScores) -> None:
     clusters: dict[str, int] = {}
-    q_src, q_tgt, s_src, s_tgt, w_src, w_tgt = _Pool(), _Pool(), _Pool(), _Pool(), _Pool(), _Pool()
+    q_src, q_tgt, s_src, s_tgt = _Pool(), _Pool(), _Pool(), _Pool()
     q_pair: dict[int, tuple[int, int]] = {}
-    w_pair: dict[int, tuple[int, int]] = {}
     s_items: dict[int, tuple[list[int | None], list[int | None]]] = {}
     for i in members:
         j = rows.source_index[i]
@@ -214,8 +212,6 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
         para = clusters.setdefault("\0" + rows.passages[j], len(clusters))
         if rows.questions[i].strip() and rows.questions[j].strip():
             q_pair[i] = (q_src.add(rows.questions[j], group), q_tgt.add(rows.questions[i], group))
-        if rows.passages[i].strip() and rows.passages[j].strip():
-            w_pair[i] = (w_src.add(rows.passages[j].strip(), para), w_tgt.add(rows.passages[i].strip(), para))
         src = [s_src.add(s, para) if s.strip() else None for s in sentences[j]]
         tgt = [s_tgt.add(s, para) if s.strip() else None for s in sentences[i]]
         if any(x is not None for x in src) and any(y is not None for y in tgt):
@@ -225,11 +221,6 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
         ka, kb = knn_means(a, b, np.asarray(q_src.clusters), np.asarray(q_tgt.clusters), k)
         for i, (x, y) in q_pair.items():
             scores.question[i] = _num(margin(np.float64(a[x] @ b[y]), ka[x], kb[y]))
-    if w_pair:
-        a, b = encode(w_src.texts), encode(w_tgt.texts)
-        ka, kb = knn_means(a, b, np.asarray(w_src.clusters), np.asarray(w_tgt.clusters), k)
-        for i, (x, y) in w_pair.items():
-            scores.whole[i] = _num(margin(np.float64(a[x] @ b[y]), ka[x], kb[y]))
     if not s_items:
         return
     a, b = encode(s_src.texts), encode(s_tgt.texts)
