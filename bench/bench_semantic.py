@@ -55,6 +55,7 @@ KINDS = ("wrong_passage", "drop_sentence", "replace_sentence", "sibling_question
 LANGS = ("es", "it", "pt")
 KEEP_TARGET, REJECT_TARGET = 0.98, 0.95
 ERRORS_FILE = ROOT / "bench" / "semantic_real_errors.tsv"
+HAND_MARKER = "<!-- hand-written notes: kept by reruns -->"
 
 
 def half(title: str) -> str:
@@ -95,7 +96,10 @@ def build_cases(collected: Path, paragraphs: int, questions: int, seed: int,
             real, bad = [], []
             extra = max(0, (dev_paragraphs or paragraphs) - paragraphs) if part == "dev" else 0
             extra_rng = random.Random(f"{seed}/{lang}/dev-extra")
+            blocks = []  # dev is filtered in blocks of ``paragraphs`` paragraphs, shards the size of test's
             for n, (title, para) in enumerate(pool[:paragraphs + extra]):
+                if n % paragraphs == 0:
+                    blocks.append((len(real), len(bad)))
                 draw = rng if n < paragraphs else extra_rng
                 pairs = articles[title][para]
                 others = [p for p in articles[title] if p != para]
@@ -107,7 +111,7 @@ def build_cases(collected: Path, paragraphs: int, questions: int, seed: int,
                         if made is not None:
                             bad.append((src, made, kind))
                             break
-            cases[(lang, part)] = {"real": real, "bad": bad}
+            cases[(lang, part)] = {"real": real, "bad": bad, "blocks": blocks}
     return cases
 
 
@@ -179,7 +183,6 @@ def run_surface(checks: list, rows: Any) -> list[str | None]:
 
 def score_cases(cases: dict, model: str, device: str, cache_dir: Path) -> tuple[dict, dict]:
     """Per (lang, half): scores and surface verdicts of every real and corrupted row; timings."""
-    from mt_qa.filter.checks import ShardRows
     from mt_qa.filter.semantic import SemanticCheck, SemanticConfig
 
     check = SemanticCheck(SemanticConfig(model=model, device=device, cache_dir=str(cache_dir)))
@@ -188,38 +191,12 @@ def score_cases(cases: dict, model: str, device: str, cache_dir: Path) -> tuple[
     timing = {"rows": 0, "semantic_s": 0.0, "warm_rows": 0, "warm_s": 0.0, "surface_rows": 0, "surface_s": 0.0}
     shards = []
     for (lang, part), case in sorted(cases.items()):
-        real, bad = case["real"], case["bad"]
-        chunk = max(1, -(-len(bad) // 4))
         result: dict[str, list] = {"real": [], "bad": []}
-        for c, lo in enumerate(range(0, max(len(bad), 1), chunk)):
-            part_bad = bad[lo:lo + chunk]
-            table = shard_table(real + [(s, t) for s, t, _ in part_bad], f"{lang}-{part}-{c}")
-            rows = ShardRows.from_table(table)
-            sentences = table["passage_sentences"].to_pylist()
-            shards.append((rows, sentences))
-            check.begin_shard()
-            started = time.perf_counter()
-            check.prepare(rows, sentences)
-            timing["semantic_s"] += time.perf_counter() - started
-            timing["rows"] += (len(real) if c == 0 else 0) + len(part_bad)  # each row counted once
-            started = time.perf_counter()
-            verdicts = run_surface(surface, rows)
-            timing["surface_s"] += time.perf_counter() - started
-            timing["surface_rows"] += len(rows)
-            s = check.scores
-            assert s is not None
-            tgt_rows = [i for i in range(len(rows)) if rows.origins[i] != "source"]
-            entries = []
-            for i in tgt_rows:
-                j = rows.source_index[i]
-                assert j is not None
-                entries.append({"q": s.question[i], "p": s.passage[i], "surface": verdicts[i] or verdicts[j],
-                                "aligned": s.aligned[i], "sentences": s.sentences[i], "source": s.source_coverage[i],
-                                "text": (rows.questions[j], rows.questions[i], sentences[j], sentences[i])})
-            if c == 0:
-                result["real"] = entries[:len(real)]
-            for e, (_, _, kind) in zip(entries[len(real):], part_bad, strict=True):
-                result["bad"].append({**e, "kind": kind})
+        starts = case.get("blocks") or [(0, 0)]
+        for b, (real_lo, bad_lo) in enumerate(starts):
+            real_hi, bad_hi = starts[b + 1] if b + 1 < len(starts) else (len(case["real"]), len(case["bad"]))
+            _score_block(check, surface, case["real"][real_lo:real_hi], case["bad"][bad_lo:bad_hi],
+                         f"{lang}-{part}-{b}", result, shards, timing)
         out[(lang, part)] = result
     for rows, sentences in shards:  # again, from the cache: what a re-threshold run costs
         check.begin_shard()
@@ -230,6 +207,44 @@ def score_cases(cases: dict, model: str, device: str, cache_dir: Path) -> tuple[
     timing["encoded"] = check.encoder.stats["encoded"]
     check.close()
     return out, timing
+
+
+def _score_block(check: Any, surface: list, real: list, bad: list, tag: str, result: dict, shards: list,
+                 timing: dict) -> None:
+    """One block of real rows, filtered as 4 shards: all of its real rows plus a quarter of its corrupted ones."""
+    from mt_qa.filter.checks import ShardRows
+
+    chunk = max(1, -(-len(bad) // 4))
+    first = len(result["real"])
+    for c, lo in enumerate(range(0, max(len(bad), 1), chunk)):
+        part_bad = bad[lo:lo + chunk]
+        table = shard_table(real + [(s, t) for s, t, _ in part_bad], f"{tag}-{c}")
+        rows = ShardRows.from_table(table)
+        sentences = table["passage_sentences"].to_pylist()
+        shards.append((rows, sentences))
+        check.begin_shard()
+        started = time.perf_counter()
+        check.prepare(rows, sentences)
+        timing["semantic_s"] += time.perf_counter() - started
+        timing["rows"] += (len(real) if c == 0 else 0) + len(part_bad)  # each row counted once
+        started = time.perf_counter()
+        verdicts = run_surface(surface, rows)
+        timing["surface_s"] += time.perf_counter() - started
+        timing["surface_rows"] += len(rows)
+        s = check.scores
+        assert s is not None
+        tgt_rows = [i for i in range(len(rows)) if rows.origins[i] != "source"]
+        entries = []
+        for i in tgt_rows:
+            j = rows.source_index[i]
+            assert j is not None
+            entries.append({"q": s.question[i], "p": s.passage[i], "surface": verdicts[i] or verdicts[j],
+                            "aligned": s.aligned[i], "sentences": s.sentences[i], "source": s.source_coverage[i],
+                            "text": (rows.questions[j], rows.questions[i], sentences[j], sentences[i])})
+        if c == 0:
+            result["real"][first:] = entries[:len(real)]
+        for e, (_, _, kind) in zip(entries[len(real):], part_bad, strict=True):
+            result["bad"].append({**e, "kind": kind})
 
 
 def short(text: str, n: int = 90) -> str:
@@ -552,7 +567,10 @@ def main() -> int:
     lines = report(scores, timing, args, load, seconds, (DEFAULT_MIN_QUESTION, DEFAULT_MIN_SENTENCE), errors)
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    kept = ""  # notes written by hand below the marker survive a rerun
+    if args.out.exists() and HAND_MARKER in (old := args.out.read_text(encoding="utf-8")):
+        kept = "\n" + old[old.index(HAND_MARKER):]
+    args.out.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def test_knn_side_leaves_out_own_cluster_and_averages_k_nearest() -> None:
     assert knn_side(x, y, np.array([0]), np.array([0, 1, 2, 3]), 10)[0] == pytest.approx((0.8 + 0.6 + 0.0) / 3)
     # nothing left: NaN
     assert np.isnan(knn_side(x, y[:1], np.array([0]), np.array([0]), 4)[0])
+
+
+def test_knn_side_takes_neighbours_only_where_allowed() -> None:
+    x = np.array([[1.0, 0.0]])
+    y = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]])
+    allowed = np.array([True, False, True, True])  # the nearest other (0.8) may not serve
+    assert knn_side(x, y, np.array([0]), np.array([0, 1, 2, 3]), 1, allowed)[0] == pytest.approx(0.6)
 
 
 def test_ratio_margin() -> None:
@@ -155,6 +163,27 @@ def test_splitting_fragments_may_stay_unmatched_and_are_not_scored() -> None:
     f = rows.ids.index("d/dev/f/es")
     assert s.sentences[f][2] is None and s.passage[f] > 1.2, s.sentences[f]
     assert is_fragment("[Cita requerida]") and is_fragment("Direttive.") and not is_fragment("Dia do nariz na BBC.")
+
+
+def test_neighbours_come_from_a_capped_pool_of_groups_chosen_by_content() -> None:
+    """With the pool capped, a row's margins are those of a shard holding only the pool and the row:
+    a shard that grows does not make its margins fall (the pool is the first groups by id hash)."""
+    topics = [("a", "storm", "river"), ("b", "bread", "music"), ("c", "train", "glass"), ("d", "salt", "paper"),
+              ("e", "moon", "tiger"), ("f", "king", "storm")]
+    records = [r for sid, q, w in topics for r in pair(sid, f"q {q} now", [f"s {w} is here. "], f"Q {q.upper()} NOW",
+                                                       [f"S {w.upper()} IS HERE. "])]
+    rows, sents = rows_of(records)
+    gids = sorted(set(rows.group_ids), key=lambda g: hashlib.sha256(g.encode()).digest())
+    pool, outside = gids[:3], gids[3]
+    full = score_shard(rows, sents, encode, k=2, neighbours=3)
+    sub_records = [r for r in records if r["group_id"] in (*pool, outside)]
+    sub_rows, sub_sents = rows_of(sub_records)
+    sub = score_shard(sub_rows, sub_sents, encode, k=2, neighbours=0)
+    i = rows.ids.index(f"{outside}/es")
+    j = sub_rows.ids.index(f"{outside}/es")
+    assert full.question[i] == sub.question[j] and full.passage[i] == sub.passage[j]
+    everything = score_shard(rows, sents, encode, k=2, neighbours=0)  # all six groups as neighbours: other margins
+    assert everything.question[i] != full.question[i]
 
 
 def test_a_lone_group_has_no_neighbours_and_is_left_unscored() -> None:
