@@ -22,7 +22,7 @@ Imported rows were split on their own and may have a different number of sentenc
 those (and for imported rows whose 1-1 pairing scores low) the sentences are aligned by a
 small monotone dynamic programme with merges (``align``), so a dropped source sentence and an
 added translation sentence both show up as unmatched while a different segmentation does not
-(a merge must explain the other side better than its parts; splitting fragments such as
+(a merge of source sentences must beat each of them alone; splitting fragments such as
 "[citation needed]" may stay unmatched unscored). The
 scores are stored in the row (``sem_question``, ``sem_passage``, ``sem_sentences``) so later
 stages and users can re-threshold without encoding again.
@@ -356,7 +356,7 @@ def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _
     guards keep a dropped sentence from hiding in a merge ("A. B." is still close to the
     translation of B alone): a bead's margin is scaled down when its sides' lengths disagree
     (shorter/longer below 0.7, after the language's typical length ratio ``ratio``), and a merge
-    counts only if it explains the other side better than either of its parts alone. Fragments
+    of source sentences counts only if it explains the translation better than either alone. Fragments
     ("[A]", "[citation needed]") may stay unmatched almost free, and are not scored.
     Returns each source and each translation sentence's margin in its bead (0.0: unmatched;
     None: empty sentence or an unmatched fragment).
@@ -417,17 +417,14 @@ def _pair_margin(ex: np.ndarray, kx: float, ey: np.ndarray, ky: float) -> float:
 
 
 def _bead_margin(xs: list[int], ys: list[int], side_a: _Side, side_b: _Side, ratio: float) -> float | None:
-    """Length-scaled margin of one bead; None for a merge that one of its parts explains as well."""
+    """Length-scaled margin of one bead; None for a source merge that one of its parts explains as well."""
     ex, kx, lx = side_a.span(xs)
     ey, ky, ly = side_b.span(ys)
     value = _pair_margin(ex, kx, ey, ky)
-    if len(xs) > 1:
-        parts = [_pair_margin(side_a.emb[x], side_a.knn[x], ey, ky) for x in xs]
-    elif len(ys) > 1:
-        parts = [_pair_margin(ex, kx, side_b.emb[y], side_b.knn[y]) for y in ys]
-    else:
-        parts = []
-    if parts and max(parts) >= value:
+    # Source sentences merged (2-1): each must add to the match, or the translation dropped one.
+    # Translation sentences merged (1-2) are not held to that: translations often split a long
+    # sentence and the short tail adds little to the embedding; the length scaling still applies.
+    if len(xs) > 1 and max(_pair_margin(side_a.emb[x], side_a.knn[x], ey, ky) for x in xs) >= value:
         return None
     lx, ly = lx * ratio + 1, ly + 1
     return value * min(1.0, min(lx, ly) / max(lx, ly) / _LENGTH_AGREEMENT)
