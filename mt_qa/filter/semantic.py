@@ -11,7 +11,7 @@ Artetxe & Schwenk (2019), as used for CCMatrix and WikiMatrix:
 
 where mean_kNN(x) is the mean cosine of x with its k nearest texts on the other side, taken
 within the shard and language (so a task of a job array sees exactly what one run sees),
-among the texts of at most ``NEIGHBOUR_GROUPS`` groups (so margins do not fall as shards grow),
+among the texts of at most ``NEIGHBOUR_GROUPS`` groups (so margins fall less as shards grow),
 leaving out the texts of x's own group (its own translation is no evidence against it). A
 generic sentence ("It was built in 1900.") is close to many texts, its denominator is high,
 and it does not pass just by being generic.
@@ -130,14 +130,14 @@ def knn_side(x: np.ndarray, y: np.ndarray, xc: np.ndarray, yc: np.ndarray, k: in
     left. Works in blocks: memory O(block x len(y)), not O(len(x) x len(y)).
     """
     out = np.full(len(x), np.nan, dtype=np.float64)
+    if allowed is not None:  # only the pool is searched: time O(len(x) x pool), linear in the shard
+        y, yc = y[allowed], yc[allowed]
     if not len(x) or not len(y):
         return out
     kk = min(k, len(y))
     for lo in range(0, len(x), _BLOCK):
         sims = x[lo:lo + _BLOCK] @ y.T
         sims[xc[lo:lo + _BLOCK, None] == yc[None, :]] = -np.inf
-        if allowed is not None:
-            sims[:, ~allowed] = -np.inf
         top = -np.partition(-sims, kk - 1, axis=1)[:, :kk] if kk < len(y) else sims
         finite = np.isfinite(top)
         count = finite.sum(axis=1)
