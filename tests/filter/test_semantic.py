@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mt_qa.filter.checks import ShardRows
 from mt_qa.filter.semantic import (
     SIGNAL_COLUMNS,
     SemanticConfig,
+    is_fragment,
     knn_side,
     margin,
     parse_thresholds,
@@ -40,6 +42,13 @@ def test_knn_side_leaves_out_own_cluster_and_averages_k_nearest() -> None:
     assert knn_side(x, y, np.array([0]), np.array([0, 1, 2, 3]), 10)[0] == pytest.approx((0.8 + 0.6 + 0.0) / 3)
     # nothing left: NaN
     assert np.isnan(knn_side(x, y[:1], np.array([0]), np.array([0]), 4)[0])
+
+
+def test_knn_side_takes_neighbours_only_where_allowed() -> None:
+    x = np.array([[1.0, 0.0]])
+    y = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]])
+    allowed = np.array([True, False, True, True])  # the nearest other (0.8) may not serve
+    assert knn_side(x, y, np.array([0]), np.array([0, 1, 2, 3]), 1, allowed)[0] == pytest.approx(0.6)
 
 
 def test_ratio_margin() -> None:
@@ -126,6 +135,55 @@ def test_unequal_sentence_counts_are_aligned_with_merges_and_catch_a_dropped_sen
     assert s.passage[m] > 1.2, s.sentences[m]
     assert s.passage[x] < 0.9 and s.source_coverage[x][1] < 0.9  # source sentence 1 is the missing one
     assert len(s.sentences[x]) == 2 and len(s.source_coverage[x]) == 3
+
+
+def test_a_dropped_sentence_cannot_hide_in_a_merge_of_agreeing_length() -> None:
+    """The dropped sentence is short next to its neighbour, so lengths alone would let "A. B." -> "A'" pass."""
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    long = "s train here, with a good many words around it. "
+    dropped = pair("x", "q glass", [long, "s glass now, more. ", "s salt and pepper."], "Q GLASS",
+                   [long.upper(), "S SALT AND PEPPER."], origin="imported")
+    rows, sents = rows_of(base + dropped)
+    s = score_shard(rows, sents, encode, k=2)
+    x = rows.ids.index("d/dev/x/es")
+    assert s.source_coverage[x][1] == 0.0, s.source_coverage[x]  # unmatched, not merged into sentence 0
+    assert s.source_coverage[x][0] > 1.2 and s.passage[x] == 0.0
+
+
+def test_splitting_fragments_may_stay_unmatched_and_are_not_scored() -> None:
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    # "[Moon 4]" split off by the translation's segmenter (a note mark): too short to judge on its own,
+    # and its word pulls any merge down, so it is left unmatched, which costs nothing.
+    frag = pair("f", "q king", ["s king and his river. ", "s tiger was there too."], "Q KING",
+                ["S KING AND HIS RIVER. ", "S TIGER WAS THERE TOO. ", "[MOON 4]"], origin="imported")
+    rows, sents = rows_of(base + frag)
+    s = score_shard(rows, sents, encode, k=2)
+    f = rows.ids.index("d/dev/f/es")
+    assert s.sentences[f][2] is None and s.passage[f] > 1.2, s.sentences[f]
+    assert is_fragment("[Cita requerida]") and is_fragment("Direttive.") and not is_fragment("Dia do nariz na BBC.")
+
+
+def test_neighbours_come_from_a_capped_pool_of_groups_chosen_by_content() -> None:
+    """With the pool capped, a row's margins are those of a shard holding only the pool and the row:
+    a shard that grows does not make its margins fall (the pool is the first groups by id hash)."""
+    topics = [("a", "storm", "river"), ("b", "bread", "music"), ("c", "train", "glass"), ("d", "salt", "paper"),
+              ("e", "moon", "tiger"), ("f", "king", "storm")]
+    records = [r for sid, q, w in topics for r in pair(sid, f"q {q} now", [f"s {w} is here. "], f"Q {q.upper()} NOW",
+                                                       [f"S {w.upper()} IS HERE. "])]
+    rows, sents = rows_of(records)
+    gids = sorted(set(rows.group_ids), key=lambda g: hashlib.sha256(g.encode()).digest())
+    pool, outside = gids[:3], gids[3]
+    full = score_shard(rows, sents, encode, k=2, neighbours=3)
+    sub_records = [r for r in records if r["group_id"] in (*pool, outside)]
+    sub_rows, sub_sents = rows_of(sub_records)
+    sub = score_shard(sub_rows, sub_sents, encode, k=2, neighbours=0)
+    i = rows.ids.index(f"{outside}/es")
+    j = sub_rows.ids.index(f"{outside}/es")
+    assert full.question[i] == sub.question[j] and full.passage[i] == sub.passage[j]
+    everything = score_shard(rows, sents, encode, k=2, neighbours=0)  # all six groups as neighbours: other margins
+    assert everything.question[i] != full.question[i]
 
 
 def test_a_lone_group_has_no_neighbours_and_is_left_unscored() -> None:
