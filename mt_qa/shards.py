@@ -32,9 +32,7 @@ import pyarrow as pa
 
 from mt_qa import __version__
 from mt_qa.errors import ShardStoreError
-
-# atomic_write_bytes: still importable from here for modules not yet moved to mt_qa.io (train/, evaluate/).
-from mt_qa.io import atomic_write_bytes, atomic_write_json, file_mode, sha256_file  # noqa: F401
+from mt_qa.io import atomic_write_json, file_mode, sha256_file
 from mt_qa.outdir import FileLock, OutputHold, claim_output, remove_entries
 from mt_qa.records import REJECT_SCHEMA, SCHEMAS, RecordError, schema_name, to_table, validate_table
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mt_qa.shards import sha256_file
+from mt_qa.io import sha256_file
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -233,7 +233,7 @@ def test_a_file_with_a_matching_checksum_but_broken_arrow_is_a_store_error(tmp_p
     path = tmp_path / "s" / "data" / "en" / "part-00000.arrow"
     path.write_bytes(b"not arrow at all")
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    from mt_qa.shards import sha256_file
+    from mt_qa.io import sha256_file
 
     manifest["shards"]["part-00000"]["files"]["data/en/part-00000.arrow"]["sha256"] = sha256_file(path)
     (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))

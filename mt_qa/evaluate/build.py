@@ -29,9 +29,10 @@ import pyarrow.compute as pc
 
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.lareqa import sentence_of
+from mt_qa.io import atomic_write_bytes, atomic_write_json
 from mt_qa.outdir import claim_output
 from mt_qa.sentences import split_sentences
-from mt_qa.shards import ShardStore, atomic_write_bytes, atomic_write_json, fingerprint
+from mt_qa.shards import ShardStore, fingerprint
 
 BUILD_FILE = "build.json"
 COLUMNS = ["group_id", "dataset", "split", "lang", "question", "passage", "title", "answers", "answer_starts",

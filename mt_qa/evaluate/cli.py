@@ -220,7 +220,7 @@ def study(reports, out, no_plots, quiet):
 def compare(reports, labels, out):
     """Put several evaluation reports (dirs or report.json files) side by side as markdown tables."""
     from mt_qa.evaluate.report import compare_markdown, load_report
-    from mt_qa.shards import atomic_write_bytes
+    from mt_qa.io import atomic_write_bytes
 
     loaded = [load_report(r) for r in reports]
     text = compare_markdown(loaded, list(labels) or None)

@@ -12,8 +12,8 @@ from typing import Any
 
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.report import REPORT
+from mt_qa.io import atomic_write_bytes, atomic_write_json
 from mt_qa.outdir import claim_output
-from mt_qa.shards import atomic_write_bytes, atomic_write_json
 
 
 def open_encoder(encoder_kw: dict[str, Any]):

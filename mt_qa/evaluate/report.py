@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from mt_qa.errors import MtqaError
+from mt_qa.io import atomic_write_bytes, atomic_write_json
 from mt_qa.outdir import file_mode
-from mt_qa.shards import atomic_write_bytes, atomic_write_json
 
 REPORT = "report.json"
 MARKDOWN = "report.md"

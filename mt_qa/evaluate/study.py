@@ -18,7 +18,7 @@ import numpy as np
 
 from mt_qa.errors import MtqaError
 from mt_qa.evaluate.report import REPORT, fmt, load_report, md_table, model_label, pyplot, save_figure
-from mt_qa.shards import atomic_write_bytes, atomic_write_json
+from mt_qa.io import atomic_write_bytes, atomic_write_json
 
 TRAIN_SUMMARY = "mtqa_train.json"  # written by mtqa train next to the final model
 LAREQA_METRICS = {  # column -> (setting, metric)

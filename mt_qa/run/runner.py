@@ -15,13 +15,13 @@ from typing import Any
 
 from rich.console import Console
 
+from mt_qa.io import atomic_write_json, sha256_file
 from mt_qa.outdir import LOCK_FILES, check_writable_dir, is_temp
 from mt_qa.run.config import Pipeline, Step, option_args
 from mt_qa.run.executors import LocalExecutor, RayExecutor, StepFailed, TaskResult
 from mt_qa.run.lock import RunLock
 from mt_qa.run.progress import ConsoleProgress, attempt_tail
 from mt_qa.run.validate import check_commands
-from mt_qa.shards import atomic_write_json, sha256_file
 
 STEP_MARKERS = "_steps"
 LOGS = "logs"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mt_qa.errors import MtqaError
-from mt_qa.shards import atomic_write_json
+from mt_qa.io import atomic_write_json
 
 STATE = "state.json"
 PREFIX = "step-"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mt_qa.errors import MtqaError
-from mt_qa.shards import atomic_write_bytes
+from mt_qa.io import atomic_write_bytes
 
 
 class LossLog:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mt_qa.shards import atomic_write_json, sha256_file
+from mt_qa.io import atomic_write_json, sha256_file
 from mt_qa.train.card import model_card
 from mt_qa.train.config import TrainConfig
 from mt_qa.train.data import BatchSource

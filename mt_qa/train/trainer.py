@@ -29,8 +29,8 @@ import torch
 from tqdm import tqdm
 
 from mt_qa.errors import MtqaError
+from mt_qa.io import sha256_file
 from mt_qa.outdir import claim_output, has_entries
-from mt_qa.shards import sha256_file
 from mt_qa.train.checkpoint import TrainState, checkpoint_dirs, load_checkpoint, save_checkpoint, save_rng
 from mt_qa.train.config import TrainConfig
 from mt_qa.train.data import Batch, BatchSource

@@ -31,7 +31,7 @@ from typing import Any
 from mt_qa import __version__
 from mt_qa.cachedir import cache_root
 from mt_qa.errors import MtqaError
-from mt_qa.shards import atomic_write_json, sha256_file
+from mt_qa.io import atomic_write_json, sha256_file
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 HUB_PROBE_SECONDS = 3.0  # one connect to the hub before downloading: fail at once when offline

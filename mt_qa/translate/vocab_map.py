@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mt_qa.errors import MtqaError
-from mt_qa.shards import atomic_write_json
+from mt_qa.io import atomic_write_json
 
 FORMAT_VERSION = 1
 META_FILE = "vocab_map.json"

@@ -7,7 +7,8 @@ import pytest
 
 from mt_qa.errors import InputError, MtqaError
 from mt_qa.filter.stage import PLAN_FILE, FilterConfig, FilterStage, candidate_languages
-from mt_qa.shards import ShardStore, sha256_file
+from mt_qa.io import sha256_file
+from mt_qa.shards import ShardStore
 from tests.filter.corpus import TEXTS, group, row, write_store
 
 FAST = FilterConfig(detector="fasttext")
