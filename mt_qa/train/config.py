@@ -38,7 +38,7 @@ class TrainConfig:
     max_query_length: int = 64
     max_passage_length: int = 256
     temperature: float = 0.01
-    lr: float = 2e-5
+    lr: float = 3e-5
     embedding_lr: float | None = None
     freeze_embeddings: bool = True
     weight_decay: float = 0.01
