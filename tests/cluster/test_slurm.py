@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import ROOT, assert_same_outputs
+from tests.cluster.conftest import BIN, ROOT, assert_same_outputs, engine_env
 
 pytestmark = pytest.mark.cluster
 SLURM = ROOT / "manifests" / "slurm"
@@ -135,8 +138,6 @@ def test_nightly_scrontab_entry_runs_the_chain_as_a_slurm_job(slurm, workdir, re
     submits exactly that job: the shipped options and command, with only the edits the file asks
     for (the directory, the pipeline and its task count). The job runs pipeline.sh --resume, which
     submits the chain from inside the job; a second firing finds nothing to do."""
-    from tests.cluster.conftest import BIN
-
     lines = (SLURM / "nightly.scrontab").read_text().splitlines()
     options = [line.removeprefix("#SCRON").strip() for line in lines if line.startswith("#SCRON ")]
     entries = [line for line in lines if line.strip() and not line.startswith("#")]
@@ -178,9 +179,6 @@ TRAIN_STEP = """  - name: train
 
 @pytest.fixture(scope="module")
 def tiny_encoder(sample_data: Path, tmp_path_factory) -> Path:
-    import gzip
-    import json
-
     from tests.train.conftest import make_tiny_model
 
     doc = json.loads(gzip.open(sample_data / "dev.en.json.gz").read())
@@ -194,8 +192,6 @@ def _train_pipeline(work: Path, model: Path) -> None:
 
 def _local_train_reference(workdir: Path, model: Path) -> Path:
     """The same pipeline, train step included, run locally with the thread budget a 1-CPU job gets."""
-    from tests.cluster.conftest import BIN, engine_env
-
     ref = workdir.parent / "local"
     shutil.copytree(workdir, ref, symlinks=True)
     subprocess.run([str(BIN / "mtqa"), "run", "pipe.yaml", "--workers", "1"], cwd=ref, check=True,
@@ -205,8 +201,6 @@ def _local_train_reference(workdir: Path, model: Path) -> Path:
 
 def assert_same_model(run_dir: Path, reference: Path) -> None:
     """The same weights, bit for bit, and the same loss log but for its timing columns."""
-    import csv
-
     def log(path: Path) -> list[dict[str, str]]:
         rows = list(csv.DictReader((path / "train" / "training_log.csv").open(newline="")))
         return [{k: v for k, v in row.items() if k not in ("pairs_per_s", "seconds")} for row in rows]
@@ -235,8 +229,6 @@ def test_train_step_on_a_cpu_only_cluster_runs_as_one_process(slurm, workdir, ti
 
 def test_train_sbatch_without_gpus_trains_like_a_local_run(slurm, workdir, tiny_encoder):
     """train.sbatch submitted by hand, as its header says, on a node without GPUs: one CPU process."""
-    from tests.cluster.conftest import BIN, engine_env
-
     _train_pipeline(workdir, tiny_encoder)
     reference = _local_train_reference(workdir, tiny_encoder)
     subprocess.run([str(BIN / "mtqa"), "run", "pipe.yaml", "--workers", "1", "--only", "collect", "--only", "filter",
