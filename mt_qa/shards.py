@@ -46,8 +46,10 @@ REJECTS_DIR = "rejects"
 RECORD_BATCH_ROWS = 8192
 STALE_TEMP_SECONDS = 600
 # Entries of a shard directory that mtqa writes; --overwrite deletes these and nothing else.
-# (``_work``: translate's per-shard checkpoints; ``_dedup_plan.json``: filter's saved plan.)
-OWN_ENTRIES = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR, "_work", "_dedup_plan.json")
+# (``_work``: translate's per-shard checkpoints; ``_dedup_plan.json``: filter's saved plan;
+# ``_collect_index.*``: collect's input index, see mt_qa/collect/index.py.)
+OWN_ENTRIES = (RUN_FILE, MANIFEST, DONE_DIR, DATA_DIR, REJECTS_DIR, "_work", "_dedup_plan.json",
+               "_collect_index.arrow", "_collect_index.json")
 
 
 def shard_name(index: int) -> str:

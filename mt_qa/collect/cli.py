@@ -109,4 +109,6 @@ def collect(
                     f"{s['skipped']} skipped, {s['seconds']}s",
                 ]
             )
+    if result.get("input_index"):  # a job array: this task built the input index, or only read it
+        rows.append(["(input index)", result["input_index"], "", "", "", "one pass over the inputs for all tasks"])
     print_summary("collect", result, ["input", "role", "read", "rows out", "rejected", "notes"], rows)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,16 @@ import click
 from tqdm import tqdm
 
 from mt_qa.clickutil import option
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped
+from mt_qa.collect.base import BadRecord, Example
+from mt_qa.collect.index import INDEX_FILE, INDEX_LOCK, INDEX_META, IndexWriter, InputIndex, remove_index
 from mt_qa.collect.registry import make_reader
-from mt_qa.errors import InputError, MtqaError
+from mt_qa.collect.resolve import EXAMPLE, REJECT, SKIPPED, ParallelFile, ResolvedShard, Resolver, Source
+from mt_qa.errors import InputError, MtqaError, ShardStoreError
 from mt_qa.io import sha256_file
 from mt_qa.languages import Language, resolve
-from mt_qa.records import QA_SCHEMA, group_id, qa_record
+from mt_qa.records import QA_SCHEMA, qa_record
 from mt_qa.sentences import locate_answer, split_sentences
-from mt_qa.shards import ShardWriter, shard_name
+from mt_qa.shards import ShardWriter, fingerprint, shard_name
 from mt_qa.stage import ShardedStage
 
 ON_ERROR = ("fail", "skip")
@@ -49,44 +50,6 @@ class ParallelSpec:
 
 
 @dataclass
-class _Source:
-    spec: SourceSpec
-    reader: Reader
-    dataset: str
-    split: str
-    lang: Language
-
-
-@dataclass
-class _Parallel:
-    spec: ParallelSpec
-    lang: Language
-    examples: dict[str, Example]
-    bad: list[BadRecord]
-
-    @cached_property
-    def file_name(self) -> str:
-        return Path(self.spec.path).name
-
-
-@dataclass
-class _Chunk:
-    """A shard of one source: its items, as read."""
-
-    items: list[Item]
-    src: _Source
-    summary: dict[str, Any]
-
-
-@dataclass
-class _Leftovers:
-    """The last shard: parallel rows no source row matched, and malformed parallel rows."""
-
-    unmatched: list[tuple[_Parallel, Example]]
-    bad: list[tuple[_Parallel, BadRecord]]
-
-
-@dataclass
 class CollectConfig:
     """How sources are cut and what a malformed record does (the inputs are the sources)."""
 
@@ -107,9 +70,13 @@ class CollectStage(ShardedStage):
 
     Shards are fixed-size chunks of each source's item stream (``shard_size`` items), numbered
     in source order, so the shard -> rows mapping depends only on the input: a resumed run or a
-    job array writes exactly the files one uninterrupted run writes. Every task streams all
-    sources (ids must be seen for duplicate checks and the parallel join) but converts and
-    writes only the shards it owns: the driver hands out the shards as ``stream`` finds them.
+    job array writes exactly the files one uninterrupted run writes. What needs every id (the
+    duplicate check, the parallel join, the leftover shard) is decided in one pass over the inputs
+    (``resolve.py``). One task streams that pass and writes each shard as it comes. In a job array
+    the first task saves the pass as the input index (``index.py``) under a lock in the output
+    directory; every task then converts (sentence splitting, answer location) and writes only its
+    own shards from the index, without reading an input file. The index is removed when the step
+    completes.
     """
 
     name = "collect"
@@ -128,11 +95,13 @@ class CollectStage(ShardedStage):
         self.parallel = parallel or []
         self.on_error = self.config.on_error
         self.shard_size = self.config.shard_size
-        self._opened: list[_Source] = []
-        self._loaded: list[_Parallel] = []
-        self._summary: dict[str, dict[str, Any]] = {}
-        self._seen: dict[str, str] = {}  # group_id -> where first seen, for duplicate detection
-        self._current: _Chunk | _Leftovers | None = None  # what the shard the driver asks about holds
+        self._opened: list[Source] = []
+        self._parallel: list[ParallelFile] = []
+        self._input_refs: list[dict[str, Any]] | None = None
+        self._resolver: Resolver | None = None  # the pass over the inputs, when this task makes it
+        self._index: InputIndex | None = None  # the saved pass, when this task writes from it
+        self._index_use: str | None = None  # built / loaded / rebuilt (damaged), for the summary
+        self._current: ResolvedShard | None = None  # the streamed shard the driver asks about
 
     # ------------------------------------------------------------------ plan
     def open(self) -> None:
@@ -140,36 +109,15 @@ class CollectStage(ShardedStage):
         for spec in self.parallel:
             if not Path(spec.path).is_file():
                 raise InputError(spec.path, "file", "not found (given with --parallel)")
+        self._parallel = [ParallelFile(spec.path, spec.format, resolve(spec.lang)) for spec in self.parallel]
 
-    def _open_sources(self) -> list[_Source]:
+    def _open_sources(self) -> list[Source]:
         opened = []
         for spec in self.sources:
             reader = make_reader(spec.path, spec.format, spec.options)
             split = spec.split or reader.default_split()
-            opened.append(_Source(spec, reader, spec.dataset or reader.dataset, split, resolve(spec.lang)))
+            opened.append(Source(spec.path, reader, spec.dataset or reader.dataset, split, resolve(spec.lang)))
         return opened
-
-    def _load_parallel(self, spec: ParallelSpec) -> _Parallel:
-        reader = make_reader(spec.path, spec.format, {})
-        examples: dict[str, Example] = {}
-        bad: list[BadRecord] = []
-        for item in reader.read():
-            if isinstance(item, Skipped):
-                continue
-            if isinstance(item, Example) and item.source_id in examples:
-                item = BadRecord(
-                    item.location,
-                    "duplicate_id",
-                    f"id {item.source_id!r} appears twice",
-                    payload=_payload(item),
-                    source_id=item.source_id,
-                )
-            if isinstance(item, BadRecord):
-                self._fail_or_keep(spec.path, item)
-                bad.append(item)
-            else:
-                examples[item.source_id] = item
-        return _Parallel(spec, resolve(spec.lang), examples, bad)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -180,148 +128,155 @@ class CollectStage(ShardedStage):
         }
 
     def inputs(self) -> list[dict[str, Any]]:
-        refs = []
-        for src in self._opened:
-            for path in src.reader.input_files():
-                refs.append({"path": str(path), "sha256": sha256_file(path)})
-        for spec in self.parallel:
-            refs.append({"path": spec.path, "lang": spec.lang, "sha256": sha256_file(spec.path)})
-        return refs
+        if self._input_refs is None:  # hashed once: the claim and the index both need them
+            refs = []
+            for src in self._opened:
+                for path in src.reader.input_files():
+                    refs.append({"path": str(path), "sha256": sha256_file(path)})
+            for spec in self.parallel:
+                refs.append({"path": spec.path, "lang": spec.lang, "sha256": sha256_file(spec.path)})
+            self._input_refs = refs
+        return self._input_refs
 
-    def shard_names(self) -> None:
-        return None  # cut while reading: see stream()
+    def _fingerprint(self) -> str:
+        return fingerprint(self.name, self.params(), self.inputs())
+
+    def _make_resolver(self) -> Resolver:
+        return Resolver(self._opened, self._parallel, shard_size=self.shard_size, on_error=self.on_error)
+
+    # ------------------------------------------------------------------ the input index
+    def shard_names(self) -> list[str] | None:
+        """From the input index (a job array, or a run that finds one); None: one task streams instead."""
+        self._index = self.shared_plan(INDEX_LOCK, self._load_or_build)
+        return None if self._index is None else self._index.names()
+
+    def _load_or_build(self) -> InputIndex | None:
+        index = InputIndex.load(self.store.root, self._fingerprint())
+        if index is not None:
+            self._index_use = "loaded"
+            return index
+        if self.slot.num_tasks == 1:
+            return None  # one task: streaming the inputs costs less than saving them first
+        self._index_use = "built"
+        return self._build_index()
+
+    def _build_index(self) -> InputIndex:
+        """One pass over the inputs into the index; an input error stops it, with no index left behind."""
+        resolver = self._make_resolver()
+        writer = IndexWriter(self.store.root, self._fingerprint())
+        try:
+            with tqdm(desc=f"{self.name}: indexing the inputs", unit="ex", disable=not self.progress,
+                      dynamic_ncols=True) as bar:  # fmt: skip
+                for count, shard in enumerate(resolver.shards()):
+                    writer.add(shard_name(count), shard)
+                    bar.update(shard.items)
+            writer.commit(resolver.summary)
+        except BaseException:
+            writer.abort()
+            raise
+        index = InputIndex.load(self.store.root, self._fingerprint())
+        if index is None:
+            raise ShardStoreError(f"{self.store.root / INDEX_META}: the input index just written does not read back")
+        return index
+
+    def prepare(self, todo: list[str]) -> None:
+        """Check the index bytes this task reads; a damaged index is rebuilt, never trusted."""
+        if self._index is None or not self._index.problems(todo):
+            return
+        names = self._index.names()
+        self._index.close()
+        self._index = self.shared_plan(INDEX_LOCK, lambda: self._repaired(todo))
+        if self._index.names() != names:
+            raise ShardStoreError(f"{self.store.root}: the rebuilt input index has other shards than the one "
+                                  "this task started from (did an input change during the run?); rerun the step")
+
+    def _repaired(self, todo: list[str]) -> InputIndex:
+        index = InputIndex.load(self.store.root, self._fingerprint())  # another task may have rebuilt it
+        problems = index.problems(todo) if index is not None else ["it is gone"]
+        if not problems:
+            return index  # type: ignore[return-value]
+        if index is not None:
+            index.close()
+        tqdm.write(f"{self.name}: the input index is damaged ({problems[0]}); rebuilding it", file=sys.stderr)
+        self._index_use = "rebuilt"
+        rebuilt = self._build_index()
+        if rebuilt.problems(todo):
+            raise ShardStoreError(f"{self.store.root / INDEX_FILE}: the rebuilt input index does not check out")
+        return rebuilt
+
+    def run(self) -> dict[str, Any]:
+        result = super().run()
+        if result["finished"]:
+            self.shared_plan(INDEX_LOCK, self._remove_index)
+        return result
+
+    def _remove_index(self) -> None:
+        """Once the step is complete, drop this run's index (never the committed index of another run)."""
+        try:
+            theirs = json.loads((self.store.root / INDEX_META).read_text()).get("fingerprint") != self._fingerprint()
+        except (OSError, ValueError, AttributeError):
+            theirs = False
+        if not theirs:
+            remove_index(self.store.root)
 
     # ------------------------------------------------------------------ shards
+    def work(self, todo: list[str]) -> int:
+        assert self._index is not None
+        return sum(self._index.refs[name].items for name in todo)
+
     def stream(self, bar: tqdm) -> Iterator[str]:
-        """Read every source in order, cutting its items into shards; then the parallel leftovers."""
-        self._loaded = parallel = [self._load_parallel(spec) for spec in self.parallel]
-        count = 0
-        for src in self._opened:
-            src_started = time.perf_counter()
-            src_sum = self._summary.setdefault(src.spec.path, {"read": 0, "written": 0, "rejected": 0, "skipped": 0})
-            for chunk in _chunks(src.reader.read(), self.shard_size):
-                self._current = _Chunk(chunk, src, src_sum)
-                yield shard_name(count)
-                count += 1
-                bar.update(len(chunk))
-            src_sum["seconds"] = round(time.perf_counter() - src_started, 2)
-        # Parallel rows whose id matched no source row, and malformed parallel rows: reported
-        # in one last shard's rejects, never dropped silently.
-        leftovers = [(p, ex) for p in parallel for ex in p.examples.values()]
-        bad_parallel = [(p, b) for p in parallel for b in p.bad]
-        if leftovers or bad_parallel:
-            self._current = _Leftovers(leftovers, bad_parallel)
+        """One task, no index: resolve the inputs in one pass and hand out each shard as it is cut."""
+        self._resolver = self._make_resolver()
+        for count, shard in enumerate(self._resolver.shards()):
+            self._current = shard
             yield shard_name(count)
+            bar.update(shard.items)
         self._current = None
 
     def write_shard(self, name: str, writer: ShardWriter, bar: tqdm) -> None:
-        current = self._current
-        if isinstance(current, _Chunk):
-            self._process_chunk(current.items, current.src, self._loaded, self._seen, writer, current.summary)
+        if self._index is None:
+            assert self._current is not None
+            self._write(self._current, writer)
             return
-        assert isinstance(current, _Leftovers)
-        for p, ex in current.unmatched:
-            writer.reject(
-                source=p.spec.path,
-                location=ex.location,
-                record_id=ex.source_id,
-                reason="unmatched_parallel_id",
-                detail=f"no source example has id {ex.source_id!r}",
-                payload=_payload(ex),
-            )
-        for p, b in current.bad:
-            writer.reject(
-                source=p.spec.path,
-                location=b.location,
-                record_id=b.source_id,
-                reason=b.reason,
-                detail=b.detail,
-                payload=b.payload,
-            )
-
-    def skip_shard(self, name: str) -> None:
-        current = self._current
-        if isinstance(current, _Chunk):  # still read: its ids and parallel matches count
-            self._process_chunk(current.items, current.src, self._loaded, self._seen, None, current.summary)
+        shard = self._index.read(name)
+        self._write(shard, writer)
+        bar.update(shard.items)
 
     def summary(self) -> dict[str, Any]:
-        summary = self._summary
-        for p in self._loaded:
-            summary[p.spec.path] = {"lang": p.lang.code, "unmatched": len(p.examples), "rejected": len(p.bad)}
-        return {"sources": summary}
+        if self._index is not None:
+            sources = json.loads(json.dumps(self._index.summary))
+        else:
+            sources = self._resolver.summary if self._resolver is not None else {}
+        return {"sources": sources, "input_index": self._index_use}
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
 
     # ------------------------------------------------------------------ rows
-    def _fail_or_keep(self, path: str, bad: BadRecord) -> None:
-        if self.on_error == "fail":
-            raise InputError(
-                path,
-                bad.location,
-                bad.reason.replace("_", " "),
-                f"{bad.detail}; use --on-error skip to write such records to rejects/ and go on",
-            )
-
-    def _process_chunk(
-        self,
-        chunk: list[Item],
-        src: _Source,
-        parallel: list[_Parallel],
-        seen: dict[str, str],
-        writer: ShardWriter | None,
-        summary: dict[str, Any],
-    ) -> None:
-        path = src.spec.path
-        for item in chunk:
-            summary["read"] += 1
-            if isinstance(item, Example):
-                gid = group_id(src.dataset, src.split, item.source_id)
-                if gid in seen:
-                    item = BadRecord(
-                        item.location,
-                        "duplicate_id",
-                        f"id {item.source_id!r} already at {seen[gid]}",
-                        payload=_payload(item),
-                        source_id=item.source_id,
-                    )
-                elif not item.passage.strip() and src.reader.needs_passage:
-                    item = BadRecord(
-                        item.location,
-                        "empty_passage",
-                        "the passage is empty",
-                        payload=_payload(item),
-                        source_id=item.source_id,
-                    )
-                else:
-                    seen[gid] = f"{path}: {item.location}"
-            if isinstance(item, Skipped):
-                summary["skipped"] += 1
-                if writer is not None:
-                    writer.count(f"skipped.{item.reason}")
-                continue
-            if isinstance(item, BadRecord):
-                self._fail_or_keep(path, item)
-                summary["rejected"] += 1
-                if writer is not None:
-                    writer.reject(
-                        source=path,
-                        location=item.location,
-                        record_id=item.source_id,
-                        reason=item.reason,
-                        detail=item.detail,
-                        payload=item.payload,
-                    )
-                continue
-            # Take parallel matches even for shards we skip, so leftovers are the true unmatched.
-            matches = [(p, p.examples.pop(item.source_id)) for p in parallel if item.source_id in p.examples]
-            summary["written"] += 1 + len(matches)
-            if writer is None:
-                continue
-            writer.add([self._row(item, src, src.lang, "source", src.reader.name, writer)])
-            for p, ex in matches:
-                writer.add([self._row(ex, src, p.lang, "imported", p.file_name, writer)])
+    def _write(self, shard: ResolvedShard, writer: ShardWriter) -> None:
+        """Everything one shard writes, from its resolved entries alone (the same for both ways in)."""
+        src = self._opened[shard.source] if shard.source is not None else None
+        for entry in shard.entries:
+            item = entry.item
+            if entry.kind == SKIPPED:
+                writer.count(f"skipped.{item.reason}")
+            elif entry.kind == REJECT:
+                assert isinstance(item, BadRecord)
+                path = self._parallel[entry.parallel].path if entry.parallel is not None else src.path
+                writer.reject(source=path, location=item.location, record_id=item.source_id, reason=item.reason,
+                              detail=item.detail, payload=item.payload)  # fmt: skip
+            elif entry.kind == EXAMPLE:
+                assert isinstance(item, Example) and src is not None
+                writer.add([self._row(item, src, src.lang, "source", src.reader.name, writer)])
+            else:  # MATCH: the parallel row of the EXAMPLE before it
+                assert isinstance(item, Example) and src is not None and entry.parallel is not None
+                p = self._parallel[entry.parallel]
+                writer.add([self._row(item, src, p.lang, "imported", p.file_name, writer)])
                 writer.count(f"groups_with.{p.lang.code}")
 
     def _row(
-        self, ex: Example, src: _Source, lang: Language, origin: str, detail: str, writer: ShardWriter
+        self, ex: Example, src: Source, lang: Language, origin: str, detail: str, writer: ShardWriter
     ) -> dict[str, Any]:
         sentences = ex.passage_sentences
         if sentences is None:
@@ -345,21 +300,3 @@ class CollectStage(ShardedStage):
             origin=origin,
             origin_detail=detail,
         )
-
-
-def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _payload(ex: Example) -> str:
-    return json.dumps(
-        {"id": ex.source_id, "question": ex.question, "passage": ex.passage[:2000], "answers": ex.answers},
-        ensure_ascii=False,
-    )
