@@ -6,6 +6,7 @@ worker is the largest peak RSS among that driver's child processes (the local ex
 workers). Ray workers are not children of the driver, so Ray rows report time only.
 
     python bench/bench_scaling.py [--out docs/benchmarks/scaling.md] [--skip-ray] [--skip-translate]
+    python bench/bench_scaling.py --floors [--repeat N] [--out docs/benchmarks/scaling-floors.md]
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD = ROOT.parent / "shared" / "data" / "squad-v1.1"
@@ -98,16 +101,19 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-translate", action="store_true")
     parser.add_argument("--skip-filter", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="--floors: run each configuration N times and keep the one of least task CPU (the "
+                        "machine's other load only ever adds)")  # fmt: skip
     parser.add_argument("--floors", action="store_true",
-                        help="Only the serial floors: collect and filter (dedup on) at 1/2/4 tasks, CPU-seconds "
-                        "summed over tasks -> docs/benchmarks/scaling-floors.md")  # fmt: skip
+                        help="Only the serial floors: collect (two inputs) and filter (dedup on) at 1/2/4 tasks, "
+                        "CPU-seconds summed over tasks -> docs/benchmarks/scaling-floors.md")  # fmt: skip
     args = parser.parse_args()
     if args.driver:
         print(json.dumps(driver(json.loads(args.driver))))
         return
     if args.floors:
         default = args.out == parser.get_default("out")
-        floors(ROOT / "docs" / "benchmarks" / "scaling-floors.md" if default else args.out)
+        floors(ROOT / "docs" / "benchmarks" / "scaling-floors.md" if default else args.out, max(1, args.repeat))
         return
     tmp = Path(tempfile.mkdtemp(prefix="mtqa-scaling-"))
     rows: list[tuple[str, str, int, dict]] = []
@@ -174,59 +180,84 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def floors(out: Path) -> None:
+def least_cpu(repeat: int, run: Callable[..., dict], *args: Any) -> dict:
+    """The run of least CPU among ``repeat``: CPU time is what the work costs plus what the machine's load adds."""
+    return min((run(*args) for _ in range(repeat)), key=lambda r: r["task_cpu_seconds"])
+
+
+def startup_cpu(module: str) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", f"import mt_qa.cli, {module}, pyarrow; pyarrow.array([''])"], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"task_cpu_seconds": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
+
+
+def floors(out: Path, repeat: int = 1) -> None:
     """Work that does not split across tasks: if every task of N reads every input (collect) or
     rescans every row for the dedup plan (filter), the CPU-seconds summed over the tasks grow with
     N instead of staying flat. Wall time on a machine with fewer cores than tasks says little;
     the summed CPU time is the measure."""
     tmp = Path(tempfile.mkdtemp(prefix="mtqa-floors-"))
     rows = []
+    collect_inputs = {  # step label -> sources, --parallel files
+        "collect (SQuAD dev en + es)": (["dev-v1.1.en.json.gz"], ["es=dev-v1.1.es.json.gz"]),
+        "collect (SQuAD dev + train prefix, en + es/it/pt)": (
+            ["dev-v1.1.en.json.gz", "train-v1.1.prefix.en.json.gz"],
+            ["es=dev-v1.1.es.json.gz", "it=dev-v1.1.it.json.gz", "pt=train-v1.1.prefix.pt.json.gz"]),
+    }  # fmt: skip
     try:
-        collect_args = [str(SQUAD / "dev-v1.1.en.json.gz")]
-        collect_opts = {"parallel": [f"es={SQUAD / 'dev-v1.1.es.json.gz'}"], "shard-size": 1000}
         qa = None
-        for tasks in (1, 2, 4):
-            res = run_config(tmp, f"collect-{tasks}", "collect", "collect", collect_args, collect_opts, "local", tasks)
-            rows.append(("collect (SQuAD dev en + es)", tasks, res))
-            print("collect", tasks, res, flush=True)
-            if tasks == 1:
-                qa = tmp / "qa"
-                shutil.copytree(tmp / "run-collect-1" / "collect", qa)
+        for n, (step, (sources, parallel)) in enumerate(collect_inputs.items()):
+            collect_args = [str(SQUAD / name) for name in sources]
+            collect_opts = {"parallel": [f"{p.split('=')[0]}={SQUAD / p.split('=')[1]}" for p in parallel],
+                            "shard-size": 1000}  # fmt: skip
+            for tasks in (1, 2, 4):
+                res = least_cpu(repeat, run_config, tmp, f"collect{n}-{tasks}", "collect", "collect", collect_args,
+                                collect_opts, "local", tasks)  # fmt: skip
+                rows.append((step, tasks, res))
+                print(step, tasks, res, flush=True)
+                if qa is None:
+                    qa = tmp / "qa"
+                    shutil.copytree(tmp / f"run-collect{n}-{tasks}" / "collect", qa)
         for tasks in (1, 2, 4):
             opts = {"detector": "fasttext"}  # dedup on (exact + near-duplicate), the default
-            res = run_config(tmp, f"filter-{tasks}", "filter", "filter", [str(qa)], opts, "local", tasks)
+            res = least_cpu(repeat, run_config, tmp, f"filter-{tasks}", "filter", "filter", [str(qa)], opts, "local",
+                            tasks)  # fmt: skip
             rows.append(("filter (fastText, dedup on)", tasks, res))
             print("filter", tasks, res, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    # What any task costs before it does work: a fresh interpreter importing the stage.
+    # What any task costs before it does work: a fresh interpreter importing the stage and making its
+    # first Arrow array from Python values (pyarrow imports pandas then, ~0.4 s, in every process).
     startup = {}
-    for step, module in (("collect (SQuAD dev en + es)", "mt_qa.collect.stage"),
-                         ("filter (fastText, dedup on)", "mt_qa.filter.stage")):  # fmt: skip
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, "-c", f"import mt_qa.cli, {module}"], check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        startup[step] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    for step, module in ([(step, "mt_qa.collect.stage") for step in collect_inputs]
+                         + [("filter (fastText, dedup on)", "mt_qa.filter.stage")]):  # fmt: skip
+        startup[step] = least_cpu(repeat, startup_cpu, module)["task_cpu_seconds"]
     load = os.getloadavg()
     lines = [
         "# Benchmark: serial floors of sharded steps",
         "",
         f"Command: `python bench/bench_scaling.py --floors`. Machine: {platform.machine()}, {os.cpu_count()} cores "
         f"(shared; load average {load[0]:.1f} at the end), Python {platform.python_version()}. Local executor; "
+        f"each configuration run {repeat} time(s), the run of least task CPU kept; "
         "`task CPU s` = user + system time summed over the step's task processes; `ratio` = that sum over the "
         "1-task sum (1.0 = the work splits; N = every task does all of it); `per extra task` = the growth per "
-        "added task less the `startup` CPU of one task process (a fresh interpreter importing the stage): the "
-        "work every task repeats.",
+        "added task less the `startup` CPU of one task process (a fresh interpreter importing the stage and making "
+        "its first Arrow array, when pyarrow imports pandas): the work every task repeats; `startup floor` = the "
+        "ratio a perfect split still has, each extra task costing its startup: (1-task CPU + (N - 1) x startup) / "
+        "1-task CPU.",
         "",
-        "| step | tasks | wall s | task CPU s | ratio | startup CPU s | per extra task, less startup | rows |",
-        "|---|---|---|---|---|---|---|---|",
+        "| step | tasks | wall s | task CPU s | ratio | startup floor | startup CPU s | per extra task, less startup "
+        "| rows |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     base: dict[str, float] = {}
     for step, tasks, r in rows:
         base.setdefault(step, r["task_cpu_seconds"])
         extra = "" if tasks == 1 else f"{(r['task_cpu_seconds'] - base[step]) / (tasks - 1) - startup[step]:.2f}"
         cpu = r["task_cpu_seconds"]
-        lines.append(f"| {step} | {tasks} | {r['seconds']:.1f} | {cpu:.1f} | {cpu / base[step]:.2f} | "
+        floor = (base[step] + (tasks - 1) * startup[step]) / base[step]
+        lines.append(f"| {step} | {tasks} | {r['seconds']:.1f} | {cpu:.1f} | {cpu / base[step]:.2f} | {floor:.2f} | "
                      f"{startup[step]:.2f} | {extra} | {r['rows']:,} |")  # fmt: skip
     lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)

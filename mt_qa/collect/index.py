@@ -33,6 +33,7 @@ import pyarrow as pa
 from mt_qa.collect.base import BadRecord, Example, Skipped
 from mt_qa.collect.resolve import EXAMPLE, MATCH, REJECT, SKIPPED, Entry, ResolvedShard
 from mt_qa.io import atomic_write_json, file_mode
+from mt_qa.records import RecordError
 
 INDEX_FILE = "_collect_index.arrow"
 INDEX_META = "_collect_index.json"
@@ -60,7 +61,6 @@ SCHEMA = pa.schema(
     ],
     metadata={"mtqa.collect_index": str(INDEX_VERSION)},
 )
-_EXAMPLE_FIELDS = ("question", "passage", "title", "answers", "answer_starts", "passage_sentences")
 
 
 @dataclass(frozen=True)
@@ -77,38 +77,27 @@ class ShardRef:
 
 
 def encode(entries: list[Entry]) -> pa.RecordBatch:
-    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    for entry in entries:
-        item = entry.item
-        columns["kind"].append(entry.kind)
-        columns["parallel"].append(entry.parallel)
-        columns["location"].append(item.location)
-        example = item if isinstance(item, Example) else None
-        for name in _EXAMPLE_FIELDS:
-            columns[name].append(getattr(example, name) if example else None)
-        columns["source_id"].append(None if isinstance(item, Skipped) else item.source_id)
-        columns["reason"].append(None if example else item.reason)
-        bad = item if isinstance(item, BadRecord) else None
-        columns["detail"].append(bad.detail if bad else None)
-        columns["payload"].append(bad.payload if bad else None)
-    return pa.RecordBatch.from_pydict(columns, schema=SCHEMA)
+    """Entries to one record batch, column by column: a field an item lacks is null (a Skipped has no passage)."""
+    columns = [[entry.kind for entry in entries], [entry.parallel for entry in entries]]
+    columns += [[getattr(entry.item, name, None) for entry in entries] for name in SCHEMA.names[2:]]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
 def decode(batch: pa.RecordBatch) -> list[Entry]:
     entries = []
-    for row in batch.to_pylist():
-        kind = row["kind"]
+    columns = batch.to_pydict()
+    for kind, parallel, location, source_id, question, passage, title, answers, starts, sentences, reason, detail, \
+            payload in zip(*(columns[name] for name in SCHEMA.names), strict=True):  # fmt: skip
         item: Example | BadRecord | Skipped
         if kind in (EXAMPLE, MATCH):
-            item = Example(row["source_id"], row["question"], row["passage"], row["location"], row["title"],
-                           row["answers"], row["answer_starts"], row["passage_sentences"])  # fmt: skip
+            item = Example(source_id, question, passage, location, title, answers, starts, sentences)
         elif kind == SKIPPED:
-            item = Skipped(row["location"], row["reason"])
+            item = Skipped(location, reason)
         elif kind == REJECT:
-            item = BadRecord(row["location"], row["reason"], row["detail"], row["payload"], row["source_id"])
+            item = BadRecord(location, reason, detail, payload, source_id)
         else:
             raise ValueError(f"unknown entry kind {kind!r}")
-        entries.append(Entry(kind, item, row["parallel"]))
+        entries.append(Entry(kind, item, parallel))
     return entries
 
 
@@ -119,6 +108,8 @@ class IndexWriter:
         self.root = root
         self.fingerprint = fingerprint
         self.refs: list[ShardRef] = []
+        for stale in root.glob(f".{INDEX_FILE}.*.tmp"):  # a killed builder's: only the lock holder writes them
+            stale.unlink(missing_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{INDEX_FILE}.", suffix=".tmp", dir=root)
         os.fchmod(fd, file_mode())
         self.fh = os.fdopen(fd, "wb")
@@ -127,7 +118,10 @@ class IndexWriter:
         self.head = (len(head), hashlib.sha256(head).hexdigest())
 
     def add(self, name: str, shard: ResolvedShard) -> None:
-        message = encode(shard.entries).serialize()
+        try:
+            message = encode(shard.entries).serialize()
+        except (pa.ArrowException, TypeError, OverflowError) as exc:  # what no QA row could hold (a 2**70 offset)
+            raise RecordError(f"shard {name}: items that no QA row can hold: {exc}") from exc
         offset = self.fh.tell()
         self.fh.write(message)
         self.refs.append(ShardRef(name, shard.source, len(shard.entries), shard.items, offset, len(message),
@@ -159,6 +153,11 @@ class InputIndex:
         self.root = root
         self.summary: dict[str, Any] = meta["summary"]
         self.refs = {ref["name"]: ShardRef(**ref) for ref in meta["shards"]}
+        for ref in self.refs.values():
+            numbers = (ref.rows, ref.items, ref.offset, ref.length)
+            if (not all(type(n) is int and n >= 0 for n in numbers) or not isinstance(ref.sha256, str)
+                    or not (ref.source is None or type(ref.source) is int)):
+                raise ValueError(f"shard {ref.name}: not a valid entry")
         self._head = meta["head"]
         self._source = source
         self._buffer = source.read_buffer()

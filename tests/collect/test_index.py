@@ -16,7 +16,7 @@ from mt_qa.collect.index import INDEX_FILE, INDEX_META, IndexWriter, InputIndex,
 from mt_qa.collect.registry import READERS
 from mt_qa.collect.resolve import EXAMPLE, MATCH, REJECT, SKIPPED, Entry, ResolvedShard
 from mt_qa.collect.squad import SquadReader
-from mt_qa.errors import InputError
+from mt_qa.errors import InputError, MtqaError
 from mt_qa.shards import ShardStore
 from tests.helpers import tree_digest
 
@@ -282,3 +282,11 @@ def test_concurrent_array_tasks_index_the_inputs_once(squad_dir, tmp_path):
     assert sum("loaded" in e for e in errs) == 2, errs
     assert main([*base[3:], "-o", str(tmp_path / "one")]) == 0
     assert tree_digest(tmp_path / "arr") == tree_digest(tmp_path / "one")
+
+
+def test_an_offset_no_row_can_hold_is_an_error_not_a_traceback(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(_doc([("Paris is big.", [_qa("a"), _qa("b", start=2**70)])])))
+    for i in (0, 1):
+        with pytest.raises(MtqaError, match="shard part-00000: items that no QA row can hold"):
+            CollectStage([SourceSpec(str(path))], tmp_path / "out", num_tasks=2, task_index=i, progress=False).run()
