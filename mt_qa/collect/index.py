@@ -117,11 +117,11 @@ class IndexWriter:
         self.fh.write(head)
         self.head = (len(head), hashlib.sha256(head).hexdigest())
 
-    def add(self, name: str, shard: ResolvedShard) -> None:
+    def add(self, name: str, shard: ResolvedShard, where: str = "") -> None:
         try:
             message = encode(shard.entries).serialize()
         except (pa.ArrowException, TypeError, OverflowError) as exc:  # what no QA row could hold (a 2**70 offset)
-            raise RecordError(f"shard {name}: items that no QA row can hold: {exc}") from exc
+            raise RecordError(f"{where}: shard {name}: items that no QA row can hold: {exc}") from exc
         offset = self.fh.tell()
         self.fh.write(message)
         self.refs.append(ShardRef(name, shard.source, len(shard.entries), shard.items, offset, len(message),

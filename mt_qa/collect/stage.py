@@ -168,7 +168,8 @@ class CollectStage(ShardedStage):
             with tqdm(desc=f"{self.name}: indexing the inputs", unit="ex", disable=not self.progress,
                       dynamic_ncols=True) as bar:  # fmt: skip
                 for count, shard in enumerate(resolver.shards()):
-                    writer.add(shard_name(count), shard)
+                    where = self._opened[shard.source].path if shard.source is not None else "--parallel"
+                    writer.add(shard_name(count), shard, where)
                     bar.update(shard.items)
             writer.commit(resolver.summary)
         except BaseException:
@@ -193,9 +194,9 @@ class CollectStage(ShardedStage):
     def _repaired(self, todo: list[str]) -> InputIndex:
         index = InputIndex.load(self.store.root, self._fingerprint())  # another task may have rebuilt it
         problems = index.problems(todo) if index is not None else ["it is gone"]
-        if not problems:
-            return index  # type: ignore[return-value]
         if index is not None:
+            if not problems:
+                return index
             index.close()
         tqdm.write(f"{self.name}: the input index is damaged ({problems[0]}); rebuilding it", file=sys.stderr)
         self._index_use = "rebuilt"
@@ -244,7 +245,7 @@ class CollectStage(ShardedStage):
 
     def summary(self) -> dict[str, Any]:
         if self._index is not None:
-            sources = json.loads(json.dumps(self._index.summary))
+            sources = self._index.summary  # the builder's pass
         else:
             sources = self._resolver.summary if self._resolver is not None else {}
         return {"sources": sources, "input_index": self._index_use}
