@@ -237,7 +237,8 @@ def floors(out: Path, repeat: int = 1) -> None:
     lines = [
         "# Benchmark: serial floors of sharded steps",
         "",
-        f"Command: `python bench/bench_scaling.py --floors`. Machine: {platform.machine()}, {os.cpu_count()} cores "
+        f"Command: `python bench/bench_scaling.py --floors{f' --repeat {repeat}' if repeat > 1 else ''}`. "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores "
         f"(shared; load average {load[0]:.1f} at the end), Python {platform.python_version()}. Local executor; "
         f"each configuration run {repeat} time(s), the run of least task CPU kept; "
         "`task CPU s` = user + system time summed over the step's task processes; `ratio` = that sum over the "
