@@ -61,6 +61,11 @@ _BLOCK = 1024  # rows of the similarity matrix held at once: memory stays linear
 # the neighbourhood grows denser: with all groups of a big shard as neighbours, thresholds chosen
 # on benchmark-sized shards would reject far more real rows (docs/benchmarks/semantic.md).
 NEIGHBOUR_GROUPS = 100
+# Passage sentences are taken as neighbours from at most this many source passages (the first by a
+# hash of the passage): sibling questions share a passage, so a cap in groups alone would give a
+# shard with many questions per paragraph more distinct neighbour sentences, a denser neighbourhood
+# and lower sentence margins than a shard with few (docs/benchmarks/semantic.md, "Shard composition").
+NEIGHBOUR_PASSAGES = 30
 
 
 def parse_thresholds(spec: str | None, defaults: dict[str, float], option: str) -> dict[str, float]:
@@ -231,6 +236,8 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
                 scores: ShardScores, neighbours: int = NEIGHBOUR_GROUPS) -> None:
     groups = sorted({rows.group_ids[i] for i in members}, key=_group_order)
     pool = set(groups[:neighbours] if neighbours else groups)
+    passages = sorted({rows.passages[rows.source_index[i]] for i in members}, key=_group_order)  # type: ignore[index]
+    passage_pool = set(passages[:NEIGHBOUR_PASSAGES] if neighbours and NEIGHBOUR_PASSAGES else passages)
     clusters: dict[str, int] = {}
     q_src, q_tgt, s_src, s_tgt = _Pool(), _Pool(), _Pool(), _Pool()
     q_pair: dict[int, tuple[int, int]] = {}
@@ -244,8 +251,9 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
         near = rows.group_ids[i] in pool
         if rows.questions[i].strip() and rows.questions[j].strip():
             q_pair[i] = (q_src.add(rows.questions[j], group, near), q_tgt.add(rows.questions[i], group, near))
-        src = [s_src.add(s, para, near) if s.strip() else None for s in sentences[j]]
-        tgt = [s_tgt.add(s, para, near) if s.strip() else None for s in sentences[i]]
+        near_s = rows.passages[j] in passage_pool
+        src = [s_src.add(s, para, near_s) if s.strip() else None for s in sentences[j]]
+        tgt = [s_tgt.add(s, para, near_s) if s.strip() else None for s in sentences[i]]
         if any(x is not None for x in src) and any(y is not None for y in tgt):
             s_items[i] = (src, tgt)
     if q_pair:
@@ -510,6 +518,7 @@ class SemanticCheck(Check):
         q, s = self.min_question, self.min_sentence
         return {"model": self.encoder.model_name, "model_sha256": self.encoder.model_hash,
                 "prefix": self.config.prefix, "k": self.config.k, "neighbour_groups": NEIGHBOUR_GROUPS,
+                "neighbour_passages": NEIGHBOUR_PASSAGES,
                 "min_question": q, "min_sentence": s}
 
     def close(self) -> None:

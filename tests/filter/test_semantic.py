@@ -181,9 +181,25 @@ def test_neighbours_come_from_a_capped_pool_of_groups_chosen_by_content() -> Non
     sub = score_shard(sub_rows, sub_sents, encode, k=2, neighbours=0)
     i = rows.ids.index(f"{outside}/es")
     j = sub_rows.ids.index(f"{outside}/es")
-    assert full.question[i] == sub.question[j] and full.passage[i] == sub.passage[j]
+    assert full.question[i] == sub.question[j]  # sentences: capped by passage (the test below)
     everything = score_shard(rows, sents, encode, k=2, neighbours=0)  # all six groups as neighbours: other margins
     assert everything.question[i] != full.question[i]
+
+
+def test_sentence_margins_do_not_depend_on_how_many_questions_share_a_passage() -> None:
+    """The same passages with 1 or with 5 questions each: the group cap alone would draw neighbour
+    sentences from ~100 passages in the first shard and far fewer in the second; with passages
+    capped by content, a row's sentence margins are the same in both (docs/benchmarks/semantic.md)."""
+    def shard(questions: int) -> list[dict]:
+        return [r for n in range(120) for q in range(questions)
+                for r in pair(f"p{n}-{q}", f"q{n} {q}?", [f"s word{n} is here. ", f"t more{n} there."],
+                              f"Q{n} {q}?", [f"S WORD{n} IS HERE. ", f"T MORE{n} THERE."])]
+
+    few, many = rows_of(shard(1)), rows_of(shard(5))
+    a, b = score_shard(*few, encode, k=4), score_shard(*many, encode, k=4)
+    for n in range(0, 120, 7):
+        i, j = few[0].ids.index(f"d/dev/p{n}-0/es"), many[0].ids.index(f"d/dev/p{n}-0/es")
+        assert a.sentences[i] == b.sentences[j] and a.passage[i] == b.passage[j] is not None
 
 
 def test_a_lone_group_has_no_neighbours_and_is_left_unscored() -> None:
