@@ -157,11 +157,11 @@ def to_table(rows: list[Mapping[str, Any]] | pa.Table, schema: pa.Schema) -> pa.
         table = rows.select(schema.names)
         try:
             return table.cast(schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError) as exc:
             raise RecordError(f"columns do not fit the {schema_name(schema)} schema: {exc}") from exc
     try:
         return pa.Table.from_pylist(list(rows), schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
         raise RecordError(f"rows do not fit the {schema_name(schema)} schema: {exc}") from exc
 
 

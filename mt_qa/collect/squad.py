@@ -9,6 +9,8 @@ from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, requir
 from mt_qa.errors import InputError
 from mt_qa.io import load_json
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class SquadReader(Reader):
     """One example per question; the paragraph is its passage, the article title its title.
@@ -71,6 +73,14 @@ class SquadReader(Reader):
                     location,
                     "wrong_type",
                     f"answers[{n}] needs a string 'text' and an integer 'answer_start'",
+                    payload=qa,
+                    source_id=qid,
+                )
+            if not INT64_MIN <= start <= INT64_MAX:  # Arrow's int64 could not hold it
+                return BadRecord(
+                    location,
+                    "wrong_type",
+                    f"answers[{n}].answer_start {start} does not fit a 64-bit integer",
                     payload=qa,
                     source_id=qid,
                 )

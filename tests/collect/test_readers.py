@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -169,3 +170,12 @@ def test_hub_by_name_offline_fails_fast_with_advice(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MtqaError, match="pass the local path"):
         read_all("hf:squad")
+
+
+def test_squad_answer_start_beyond_int64_is_a_bad_record(tmp_path):
+    path = tmp_path / "squad.json"
+    qa = {"id": "q1", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 2**70}]}
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": "Paris is big.", "qas": [qa]}]}]}))
+    (bad,) = read_all(path, "squad")
+    assert isinstance(bad, BadRecord) and bad.source_id == "q1"
+    assert "answer_start" in bad.detail and "64-bit" in bad.detail
