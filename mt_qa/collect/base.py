@@ -22,6 +22,9 @@ from typing import Any, ClassVar
 
 from mt_qa import io
 
+# What an answer offset may be: the int64 that Arrow stores it in.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass
 class Example:

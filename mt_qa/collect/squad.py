@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, require_str
+from mt_qa.collect.base import INT64_MAX, INT64_MIN, BadRecord, Example, Item, Reader, Skipped, require_str
 from mt_qa.errors import InputError
 from mt_qa.io import load_json
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class SquadReader(Reader):

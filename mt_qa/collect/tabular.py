@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mt_qa.collect.base import BadRecord, Example, Item, Reader, iter_json_lines
+from mt_qa.collect.base import INT64_MAX, INT64_MIN, BadRecord, Example, Item, Reader, iter_json_lines
 from mt_qa.errors import InputError, MtqaError
 
 # Our field -> column names tried in order when no mapping is given.
@@ -60,6 +60,9 @@ def row_to_item(row: Mapping[str, Any], location: str, mapping: Mapping[str, str
             payload=dict(row),
             source_id=source_id,
         )
+    if not all(INT64_MIN <= start <= INT64_MAX for start in starts):  # Arrow's int64 could not hold it
+        return BadRecord(location, "wrong_type", f"an answer_start of {starts} does not fit a 64-bit integer",
+                         payload=dict(row), source_id=source_id)  # fmt: skip
     return Example(
         source_id,
         values["question"],
@@ -80,7 +83,10 @@ def _answers(value: Any) -> tuple[list[str] | None, list[int]]:
         texts = list(value.get("text") or [])
         starts = list(value.get("answer_start") or [-1] * len(texts))
         if all(isinstance(t, str) for t in texts) and len(starts) == len(texts):
-            return texts, [int(s) for s in starts]
+            try:
+                return texts, [int(s) for s in starts]
+            except (TypeError, ValueError):  # not a number: the caller names the record
+                return None, []
         return None, []
     if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
         items = list(value)

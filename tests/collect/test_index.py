@@ -16,7 +16,7 @@ from mt_qa.collect.index import INDEX_FILE, INDEX_META, IndexWriter, InputIndex,
 from mt_qa.collect.registry import READERS
 from mt_qa.collect.resolve import EXAMPLE, MATCH, REJECT, SKIPPED, Entry, ResolvedShard
 from mt_qa.collect.squad import SquadReader
-from mt_qa.errors import InputError, MtqaError
+from mt_qa.errors import InputError
 from mt_qa.shards import ShardStore
 from tests.helpers import tree_digest
 
@@ -284,9 +284,22 @@ def test_concurrent_array_tasks_index_the_inputs_once(squad_dir, tmp_path):
     assert tree_digest(tmp_path / "arr") == tree_digest(tmp_path / "one")
 
 
-def test_an_offset_no_row_can_hold_is_an_error_not_a_traceback(tmp_path):
-    path = tmp_path / "big.json"
-    path.write_text(json.dumps(_doc([("Paris is big.", [_qa("a"), _qa("b", start=2**70)])])))
-    for i in (0, 1):
-        with pytest.raises(MtqaError, match="shard part-00000: items that no QA row can hold"):
-            CollectStage([SourceSpec(str(path))], tmp_path / "out", num_tasks=2, task_index=i, progress=False).run()
+@pytest.mark.parametrize("fmt", ["squad", "jsonl"])
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_an_offset_no_row_can_hold_is_an_error_naming_the_record(tmp_path, fmt, tasks):
+    if fmt == "squad":
+        path = tmp_path / "big.json"
+        path.write_text(json.dumps(_doc([("Paris is big.", [_qa("a"), _qa("b", start=2**70)])])))
+        where = r"big\.json: data\[0\]\.paragraphs\[0\]\.qas\[1\]"
+    else:
+        path = tmp_path / "big.jsonl"
+        rows = [
+            {"id": qid, "question": "Q?", "context": "Paris.", "answers": {"text": ["Paris"], "answer_start": [start]}}
+            for qid, start in (("a", 0), ("b", 2**70))
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        where = r"big\.jsonl: line 2"
+    for i in range(tasks):
+        with pytest.raises(InputError, match=where + r".*answer_start.*does not fit a 64-bit integer"):
+            CollectStage([SourceSpec(str(path), format=fmt)], tmp_path / "out", num_tasks=tasks, task_index=i,
+                         progress=False).run()  # fmt: skip
