@@ -22,9 +22,6 @@ from typing import Any, ClassVar
 
 from mt_qa import io
 
-# What an answer offset may be: the int64 that Arrow stores it in.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
 
 @dataclass
 class Example:
@@ -86,6 +83,12 @@ def iter_json_lines(path: Path) -> Iterator[tuple[str, Any]]:
         if isinstance(obj, io.LineError):
             obj = BadRecord(obj.location, obj.reason, obj.detail, payload=obj.payload)
         yield location, obj
+
+
+def offset_problem(starts: list[int]) -> str | None:
+    """What is wrong with answer offsets Arrow's int64 column cannot hold (else a traceback at write time)."""
+    bad = [start for start in starts if not -(2**63) <= start < 2**63]
+    return f"answer_start {bad[0]} does not fit a 64-bit integer" if bad else None
 
 
 def require_str(obj: Any, key: str, location: str, *, allow_empty: bool = False) -> str | BadRecord:

@@ -216,8 +216,14 @@ class InputIndex:
         self._source.close()
 
 
-def remove_index(root: Path) -> None:
-    """Drop the index once the step is complete: the manifest is the record, the index only staging."""
+def remove_index(root: Path, fingerprint: str) -> None:
+    """Drop this run's index once the step is complete: the manifest is the record, the index only
+    staging. A committed index of another run (another fingerprint) is left alone."""
+    try:
+        if json.loads((root / INDEX_META).read_text()).get("fingerprint") != fingerprint:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass  # no readable JSON: what is left is this run's partial write
     for name in (INDEX_META, INDEX_FILE):
         with contextlib.suppress(FileNotFoundError):
             (root / name).unlink()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mt_qa.collect.base import INT64_MAX, INT64_MIN, BadRecord, Example, Item, Reader, Skipped, require_str
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, Skipped, offset_problem, require_str
 from mt_qa.errors import InputError
 from mt_qa.io import load_json
 
@@ -74,14 +74,9 @@ class SquadReader(Reader):
                     payload=qa,
                     source_id=qid,
                 )
-            if not INT64_MIN <= start <= INT64_MAX:  # Arrow's int64 could not hold it
-                return BadRecord(
-                    location,
-                    "wrong_type",
-                    f"answers[{n}].answer_start {start} does not fit a 64-bit integer",
-                    payload=qa,
-                    source_id=qid,
-                )
+            problem = offset_problem([start])
+            if problem:
+                return BadRecord(location, "wrong_type", f"answers[{n}].{problem}", payload=qa, source_id=qid)
             answers.append(text)
             starts.append(start)
         return Example(qid, question, context, location, title, answers, starts)

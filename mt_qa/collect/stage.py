@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -208,17 +207,8 @@ class CollectStage(ShardedStage):
     def run(self) -> dict[str, Any]:
         result = super().run()
         if result["finished"]:
-            self.shared_plan(INDEX_LOCK, self._remove_index)
+            self.shared_plan(INDEX_LOCK, lambda: remove_index(self.store.root, self._fingerprint()))
         return result
-
-    def _remove_index(self) -> None:
-        """Once the step is complete, drop this run's index (never the committed index of another run)."""
-        try:
-            theirs = json.loads((self.store.root / INDEX_META).read_text()).get("fingerprint") != self._fingerprint()
-        except (OSError, ValueError, AttributeError):
-            theirs = False
-        if not theirs:
-            remove_index(self.store.root)
 
     # ------------------------------------------------------------------ shards
     def work(self, todo: list[str]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mt_qa.collect.base import INT64_MAX, INT64_MIN, BadRecord, Example, Item, Reader, iter_json_lines
+from mt_qa.collect.base import BadRecord, Example, Item, Reader, iter_json_lines, offset_problem
 from mt_qa.errors import InputError, MtqaError
 
 # Our field -> column names tried in order when no mapping is given.
@@ -60,9 +60,9 @@ def row_to_item(row: Mapping[str, Any], location: str, mapping: Mapping[str, str
             payload=dict(row),
             source_id=source_id,
         )
-    if not all(INT64_MIN <= start <= INT64_MAX for start in starts):  # Arrow's int64 could not hold it
-        return BadRecord(location, "wrong_type", f"an answer_start of {starts} does not fit a 64-bit integer",
-                         payload=dict(row), source_id=source_id)  # fmt: skip
+    problem = offset_problem(starts)
+    if problem:
+        return BadRecord(location, "wrong_type", problem, payload=dict(row), source_id=source_id)
     return Example(
         source_id,
         values["question"],

@@ -12,7 +12,7 @@ import pytest
 from mt_qa.cli import main
 from mt_qa.collect import CollectStage, ParallelSpec, SourceSpec
 from mt_qa.collect.base import BadRecord, Example, Skipped
-from mt_qa.collect.index import INDEX_FILE, INDEX_META, IndexWriter, InputIndex, decode, encode
+from mt_qa.collect.index import INDEX_FILE, INDEX_META, IndexWriter, InputIndex, decode, encode, remove_index
 from mt_qa.collect.registry import READERS
 from mt_qa.collect.resolve import EXAMPLE, MATCH, REJECT, SKIPPED, Entry, ResolvedShard
 from mt_qa.collect.squad import SquadReader
@@ -113,6 +113,14 @@ def _write(root, shards, fp="fp"):
     for n, shard in enumerate(shards):
         writer.add(f"part-{n:05d}", shard)
     writer.commit({"x": {"read": 1}})
+
+
+def test_removal_leaves_the_committed_index_of_another_run(tmp_path):
+    _write(tmp_path, [ResolvedShard(0, [Entry(EXAMPLE, Example("1", "Q?", "P", "data[0]"))], 1)], fp="theirs")
+    remove_index(tmp_path, "mine")
+    assert (tmp_path / INDEX_FILE).exists() and (tmp_path / INDEX_META).exists()
+    remove_index(tmp_path, "theirs")
+    assert not (tmp_path / INDEX_FILE).exists() and not (tmp_path / INDEX_META).exists()
 
 
 def test_each_shard_is_checked_and_read_alone(tmp_path):
