@@ -566,12 +566,17 @@ def main() -> int:
         scores, timing, load, seconds = run(args)
     lines = report(scores, timing, args, load, seconds, (DEFAULT_MIN_QUESTION, DEFAULT_MIN_SENTENCE), errors)
     print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""  # notes written by hand below the marker survive a rerun
-    if args.out.exists() and HAND_MARKER in (old := args.out.read_text(encoding="utf-8")):
-        kept = "\n" + old[old.index(HAND_MARKER):]
-    args.out.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
+    write_page(args.out, lines)
     return 0
+
+
+def write_page(out: Path, lines: list[str]) -> None:
+    """Write a results page; the notes written by hand below ``HAND_MARKER`` survive a rerun."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = ""
+    if out.exists() and HAND_MARKER in (old := out.read_text(encoding="utf-8")):
+        kept = "\n" + old[old.index(HAND_MARKER):]
+    out.write_text("\n".join(lines) + "\n" + kept, encoding="utf-8")
 
 
 if __name__ == "__main__":

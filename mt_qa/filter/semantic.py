@@ -22,7 +22,8 @@ Imported rows were split on their own and may have a different number of sentenc
 those (and for imported rows whose 1-1 pairing scores low) the sentences are aligned by a
 small monotone dynamic programme with merges (``align``), so a dropped source sentence and an
 added translation sentence both show up as unmatched while a different segmentation does not
-(a merge of source sentences must beat each of them alone; splitting fragments such as
+(a merge of source sentences must beat each shorter run of them, by margin times length
+agreement; splitting fragments such as
 "[citation needed]" may stay unmatched unscored). The
 scores are stored in the row (``sem_question``, ``sem_passage``, ``sem_sentences``) so later
 stages and users can re-threshold without encoding again.
@@ -66,6 +67,13 @@ NEIGHBOUR_GROUPS = 100
 # shard with many questions per paragraph more distinct neighbour sentences, a denser neighbourhood
 # and lower sentence margins than a shard with few (docs/benchmarks/semantic.md, "Shard composition").
 NEIGHBOUR_PASSAGES = 30
+# Up to this many sentences of one side may be merged against one of the other. Translations often
+# join three source sentences (a short quote and its speaker, a list cut at semicolons); with merges
+# of two only, one of them stayed unmatched and a faithful row was rejected (docs/benchmarks/semantic-study.md).
+MAX_MERGE = 3
+# Raised whenever the alignment's rules change its scores: it is in the manifest's params, so a resumed
+# run does not mix shards scored by two versions (2: merges of three, the length-weighted merge guard).
+ALIGNMENT_VERSION = 2
 
 
 def parse_thresholds(spec: str | None, defaults: dict[str, float], option: str) -> dict[str, float]:
@@ -288,11 +296,11 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
                if not scores.aligned[i] or (rows.origins[i] != "mt" and (scores.passage[i] or 0.0) < REALIGN_BELOW)}
     if not realign:
         return
-    for src, tgt in realign.values():  # adjacent pairs of sentences, for the merges
-        side_a.add_pairs(src)
-        side_b.add_pairs(tgt)
-    side_a.encode_pairs(encode, b, cb, k, s_tgt.allowed())
-    side_b.encode_pairs(encode, a, ca, k, s_src.allowed())
+    for src, tgt in realign.values():  # runs of adjacent sentences, for the merges
+        side_a.add_spans(src)
+        side_b.add_spans(tgt)
+    side_a.encode_spans(encode, b, cb, k, s_tgt.allowed())
+    side_b.encode_spans(encode, a, ca, k, s_src.allowed())
     for i, (src, tgt) in realign.items():
         j = rows.source_index[i]
         assert j is not None
@@ -308,39 +316,41 @@ def _score_lang(rows: ShardRows, sentences: list[list[str]], members: list[int],
 
 
 class _Side:
-    """One side's sentence embeddings and k-NN means, plus adjacent pairs (merged) for alignment."""
+    """One side's sentence embeddings and k-NN means, plus runs of adjacent ones (merged) for alignment."""
 
     def __init__(self, pool: _Pool, emb: np.ndarray, knn: np.ndarray):
         self.pool, self.emb, self.knn = pool, emb, knn
-        self.pairs: dict[tuple[int, int], int] = {}
-        self.pair_emb = np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0))
-        self.pair_knn = np.zeros(0)
+        self.spans: dict[tuple[int, ...], int] = {}
+        self.span_emb = np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0))
+        self.span_knn = np.zeros(0)
 
-    def add_pairs(self, items: list[int | None]) -> None:
+    def add_spans(self, items: list[int | None]) -> None:
         present = [x for x in items if x is not None]
-        for x, y in zip(present, present[1:], strict=False):
-            self.pairs.setdefault((x, y), len(self.pairs))
+        for size in range(2, MAX_MERGE + 1):
+            for lo in range(len(present) - size + 1):
+                self.spans.setdefault(tuple(present[lo:lo + size]), len(self.spans))
 
-    def encode_pairs(self, encode: Any, other: np.ndarray, other_clusters: np.ndarray, k: int,
+    def encode_spans(self, encode: Any, other: np.ndarray, other_clusters: np.ndarray, k: int,
                      other_allowed: np.ndarray | None = None) -> None:
-        if not self.pairs or len(self.pair_emb) == len(self.pairs):
+        if not self.spans or len(self.span_emb) == len(self.spans):
             return
-        texts = [self.pool.texts[x] + self.pool.texts[y] for x, y in self.pairs]
-        clusters = np.asarray([self.pool.clusters[x] for x, _ in self.pairs])
-        self.pair_emb = encode(texts)
-        self.pair_knn = knn_side(self.pair_emb, other, clusters, other_clusters, k, other_allowed)
+        texts = ["".join(self.pool.texts[x] for x in span) for span in self.spans]
+        clusters = np.asarray([self.pool.clusters[span[0]] for span in self.spans])
+        self.span_emb = encode(texts)
+        self.span_knn = knn_side(self.span_emb, other, clusters, other_clusters, k, other_allowed)
 
     def span(self, items: list[int]) -> tuple[np.ndarray, float, int]:
-        """Embedding, k-NN mean and length in characters of one sentence or two adjacent ones."""
+        """Embedding, k-NN mean and length in characters of one sentence or a run of adjacent ones."""
         length = sum(len(self.pool.texts[x].strip()) for x in items)
         if len(items) == 1:
             return self.emb[items[0]], self.knn[items[0]], length
-        n = self.pairs[(items[0], items[1])]
-        return self.pair_emb[n], self.pair_knn[n], length
+        n = self.spans[tuple(items)]
+        return self.span_emb[n], self.span_knn[n], length
 
 
 # Beads of the monotone alignment: (source sentences, translation sentences).
-_BEADS = ((1, 1), (2, 1), (1, 2), (1, 0), (0, 1))
+_BEADS = ((1, 1), (2, 1), (1, 2), (1, 0), (0, 1)) + tuple(
+    bead for n in range(3, MAX_MERGE + 1) for bead in ((n, 1), (1, n)))
 _GOOD = 1.5  # margin treated as a perfect match when turning margins into alignment costs
 _LENGTH_AGREEMENT = 0.7  # shorter/longer side (characters, per the language's typical ratio) free of penalty
 _FRAGMENT_WORDS = 4  # a "sentence" with fewer words ("[A]", "[citation needed]", "In Prosecutor v.") is a fragment
@@ -355,16 +365,18 @@ def is_fragment(text: str) -> bool:
 
 def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _Side, ratio: float = 1.0
           ) -> tuple[list[float | None], list[float | None]]:
-    """Align sentences monotonically (1-1, 2-1, 1-2, or a sentence left unmatched) by margin.
+    """Align sentences monotonically (1-1, merges of up to ``MAX_MERGE`` sentences on one side, or a
+    sentence left unmatched) by margin.
 
     For rows whose two sides are segmented differently (imported data is split on its own). The
     alignment minimises the summed cost max(0, 1.5 - margin) per sentence of each bead (half per
-    side, so a merge is not cheaper than the two pairs it replaces), an unmatched sentence costing
+    side, so a merge is not cheaper than the pairs it replaces), an unmatched sentence costing
     as much as a pair at margin 0, as in Vecalign's dynamic programme over sentence merges. Two
     guards keep a dropped sentence from hiding in a merge ("A. B." is still close to the
     translation of B alone): a bead's margin is scaled down when its sides' lengths disagree
     (shorter/longer below 0.7, after the language's typical length ratio ``ratio``), and a merge
-    of source sentences counts only if it explains the translation better than either alone. Fragments
+    of source sentences counts only if it explains the translation better than every shorter run
+    of its sentences does, judged by margin times length agreement (``_merge_evidence``). Fragments
     ("[A]", "[citation needed]") may stay unmatched almost free, and are not scored.
     Returns each source and each translation sentence's margin in its bead (0.0: unmatched;
     None: empty sentence or an unmatched fragment).
@@ -390,7 +402,7 @@ def align(src: list[int | None], tgt: list[int | None], side_a: _Side, side_b: _
                 if di and dj:
                     value = _bead_margin(xs[i:ni], ys[j:nj], side_a, side_b, ratio)
                     if value is None:
-                        continue  # a merge no better than one of its parts: not a merge
+                        continue  # a merge no better than a shorter run of it: not a merge
                     step = (di + dj) / 2 * max(0.0, _GOOD - value)
                 elif (frag_x[i] if di else frag_y[j]):
                     value, step = None, _FRAGMENT_COST
@@ -424,18 +436,38 @@ def _pair_margin(ex: np.ndarray, kx: float, ey: np.ndarray, ky: float) -> float:
     return value if np.isfinite(value) else 0.0
 
 
+def _agreement(source_chars: int, target_chars: int, ratio: float) -> float:
+    """Shorter/longer length of a bead's sides (1.0: as long as the language's typical ratio expects)."""
+    lx, ly = source_chars * ratio + 1, target_chars + 1
+    return min(lx, ly) / max(lx, ly)
+
+
 def _bead_margin(xs: list[int], ys: list[int], side_a: _Side, side_b: _Side, ratio: float) -> float | None:
-    """Length-scaled margin of one bead; None for a source merge that one of its parts explains as well."""
+    """Length-scaled margin of one bead; None for a source merge that a shorter run of it explains as well."""
     ex, kx, lx = side_a.span(xs)
     ey, ky, ly = side_b.span(ys)
     value = _pair_margin(ex, kx, ey, ky)
-    # Source sentences merged (2-1): each must add to the match, or the translation dropped one.
-    # Translation sentences merged (1-2) are not held to that: translations often split a long
-    # sentence and the short tail adds little to the embedding; the length scaling still applies.
-    if len(xs) > 1 and max(_pair_margin(side_a.emb[x], side_a.knn[x], ey, ky) for x in xs) >= value:
-        return None
-    lx, ly = lx * ratio + 1, ly + 1
-    return value * min(1.0, min(lx, ly) / max(lx, ly) / _LENGTH_AGREEMENT)
+    # Source sentences merged (2-1, 3-1): every sentence must add to the match, or the translation
+    # dropped one: the merge must beat each shorter run of its sentences (by ``_merge_evidence``; a
+    # translation cut mid-sentence and run into the next one fails this). Translation sentences merged
+    # (1-2, 1-3) are not held to that: translations often split a long sentence and the short tail adds
+    # little to the embedding; the length scaling still applies.
+    if len(xs) > 1:
+        evidence = _merge_evidence((ex, kx, lx), ey, ky, ly, ratio)
+        runs = (xs[lo:hi] for lo in range(len(xs)) for hi in range(lo + 1, len(xs) + 1) if hi - lo < len(xs))
+        if any(_merge_evidence(side_a.span(run), ey, ky, ly, ratio) >= evidence for run in runs):
+            return None
+    return value * min(1.0, _agreement(lx, ly, ratio) / _LENGTH_AGREEMENT)
+
+
+def _merge_evidence(span: tuple[np.ndarray, float, int], ey: np.ndarray, ky: float, ly: int, ratio: float) -> float:
+    """How well a run of source sentences explains a translation: margin times length agreement.
+
+    The length counts because an embedding barely moves for a short sentence ('"No longer", he
+    replied.') whether the translation kept it or not; the translation's length tells which.
+    """
+    e, k, length = span
+    return _pair_margin(e, k, ey, ky) * _agreement(length, ly, ratio)
 
 
 class SemanticCheck(Check):
@@ -518,7 +550,7 @@ class SemanticCheck(Check):
         q, s = self.min_question, self.min_sentence
         return {"model": self.encoder.model_name, "model_sha256": self.encoder.model_hash,
                 "prefix": self.config.prefix, "k": self.config.k, "neighbour_groups": NEIGHBOUR_GROUPS,
-                "neighbour_passages": NEIGHBOUR_PASSAGES,
+                "neighbour_passages": NEIGHBOUR_PASSAGES, "alignment_version": ALIGNMENT_VERSION,
                 "min_question": q, "min_sentence": s}
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from mt_qa.cli import main
 from mt_qa.errors import MtqaError
+from mt_qa.filter import semantic
 from mt_qa.filter.checks import ShardRows
 from mt_qa.filter.semantic import (
     SIGNAL_COLUMNS,
@@ -149,6 +150,37 @@ def test_a_dropped_sentence_cannot_hide_in_a_merge_of_agreeing_length() -> None:
     x = rows.ids.index("d/dev/x/es")
     assert s.source_coverage[x][1] == 0.0, s.source_coverage[x]  # unmatched, not merged into sentence 0
     assert s.source_coverage[x][0] > 1.2 and s.passage[x] == 0.0
+
+
+def test_a_translation_that_joins_three_source_sentences_is_matched() -> None:
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    joined = pair("j", "q king", ["s river flows here. ", "s king sits there. ", "s tiger runs now. ", "s glass."],
+                  "Q KING", ["S RIVER FLOWS HERE, S KING SITS THERE, S TIGER RUNS NOW. ", "S GLASS."],
+                  origin="imported")
+    rows, sents = rows_of(base + joined)
+    s = score_shard(rows, sents, encode, k=2)
+    j = rows.ids.index("d/dev/j/es")
+    assert s.source_coverage[j][:3] == [s.sentences[j][0]] * 3, s.source_coverage[j]  # one bead of three
+    assert s.passage[j] > 1.2, (s.sentences[j], s.source_coverage[j])
+
+
+@pytest.mark.parametrize("quote", ['"No longer", he replied to them. ', '"Not now", they answered him. ',
+                                   '"Yes indeed", said the old one. ', '"Never again", he told her so. '])
+def test_a_short_sentence_the_translation_kept_is_matched_by_its_length(quote: str) -> None:
+    """'"No longer", he replied.' barely moves an embedding, so whether a merge with it is closer to
+    the translation than its long neighbour alone is down to noise (by margin alone these four merges
+    lose); the translation's length shows the sentence was kept."""
+    base = (pair("b", "q bread", ["s music. ", "s moon."], "Q BREAD", ["S MUSIC. ", "S MOON."])
+            + pair("d", "q salt", ["s paper. ", "s storm."], "Q SALT", ["S PAPER. ", "S STORM."]))
+    long = "s train here, with a good many words around it. "
+    kept = pair("k", "q glass", [long, quote, "s salt and pepper."], "Q GLASS",
+                [long.upper() + quote.upper(), "S SALT AND PEPPER."], origin="imported")
+    rows, sents = rows_of(base + kept)
+    s = score_shard(rows, sents, encode, k=2)
+    x = rows.ids.index("d/dev/k/es")
+    assert s.source_coverage[x][0] == s.source_coverage[x][1] > 1.2, s.source_coverage[x]  # merged
+    assert s.passage[x] > 1.2
 
 
 def test_splitting_fragments_may_stay_unmatched_and_are_not_scored() -> None:
@@ -295,7 +327,8 @@ def test_stage_stores_signals_and_rejects_with_reason(store: Path, tiny_encoder:
                r["detail"] for r in rej.values())
 
 
-def test_stage_job_array_resume_and_params(store: Path, tiny_encoder: Path, tmp_path: Path) -> None:
+def test_stage_job_array_resume_and_params(store: Path, tiny_encoder: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     config = sem(tiny_encoder, tmp_path)
     FilterStage(store, tmp_path / "one", config, progress=False).run()
     for index in (1, 0):
@@ -315,6 +348,10 @@ def test_stage_job_array_resume_and_params(store: Path, tiny_encoder: Path, tmp_
                          semantic=SemanticConfig(model=str(tiny_encoder), cache_dir=str(tmp_path / "c2"),
                                                  batch_size=3))
     assert FilterStage(store, out, other, progress=False).run()["shards_done_now"] == 0
+    # shards scored by an older alignment are not mixed with the new one's
+    monkeypatch.setattr(semantic, "ALIGNMENT_VERSION", semantic.ALIGNMENT_VERSION - 1)
+    with pytest.raises(MtqaError, match="different run"):
+        FilterStage(store, out, sem(tiny_encoder, tmp_path), progress=False).run()
 
 
 def test_embeddings_are_cached_by_text(store: Path, tiny_encoder: Path, tmp_path: Path) -> None:
