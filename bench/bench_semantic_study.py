@@ -3,8 +3,9 @@
 bench/bench_semantic.py measures the check on small shards with made-up corruptions. Real shards are
 bigger and hold more questions per paragraph, and real translations go wrong in their own ways (a
 sentence cut short and run into the next one, a list split at semicolons). This script scores the
-shards of a collected store exactly as ``mtqa filter --semantic-model`` does (same shards, same
-``SemanticCheck``, default thresholds) and compares its verdicts with ``bench/semantic_study_labels.tsv``:
+shards of a collected store as ``mtqa filter --semantic-model`` does (same shards, same
+``SemanticCheck``, default thresholds; every translated row, including the few the surface checks
+would reject first) and compares its verdicts with ``bench/semantic_study_labels.tsv``:
 hand labels of every distinct passage the check rejects on the study's data, of its question rejects
 (all es/pt, a sample of it), and of passages kept just above the threshold.
 
@@ -26,8 +27,6 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-
-import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,8 +60,12 @@ def passage_key(sentences: list[str]) -> str:
 
 
 def score_store(collected: Path, model: str, device: str, cache_dir: str | None) -> tuple[list[dict], dict]:
-    """Every translated row the check scores, with its verdict, shard by shard as filter reads them."""
-    from mt_qa.filter.checks import SOURCE, ShardRows
+    """Every translated row the check scores, with its verdict, shard by shard as filter reads them.
+
+    Each row is judged by the semantic check alone: filter runs it last, on the rows the surface
+    checks passed, so the rows those checks reject first are counted here too (a few per language).
+    """
+    from mt_qa.filter.checks import ShardRows
     from mt_qa.filter.semantic import SemanticCheck, SemanticConfig
     from mt_qa.shards import ShardStore
 
@@ -71,11 +74,7 @@ def score_store(collected: Path, model: str, device: str, cache_dir: str | None)
     started = time.perf_counter()
     out = []
     try:
-        for name in sorted(store.manifest["shards"]):
-            tables = [store.read(p) for p in store.files(shard=name)]
-            if not tables:
-                continue
-            table = pa.concat_tables(tables)
+        for _, table in store.iter_tables():
             rows = ShardRows.from_table(table)
             sentences = table["passage_sentences"].to_pylist()
             check.begin_shard()
@@ -83,13 +82,11 @@ def score_store(collected: Path, model: str, device: str, cache_dir: str | None)
             scores = check.scores
             assert scores is not None
             for i in range(len(rows)):
-                j = rows.source_index[i]
-                if rows.origins[i] == SOURCE or j is None or (scores.question[i] is None and scores.passage[i] is None):
-                    continue
+                if scores.question[i] is None and scores.passage[i] is None:
+                    continue  # an English source row, or no neighbours in the shard: not scored
                 verdict = check.check(rows, i)
                 out.append({"lang": rows.langs[i], "reason": verdict.reason if verdict else None,
-                            "question": rows.questions[i].strip(), "passage": passage_key(sentences[i]),
-                            "weakest": scores.passage[i]})
+                            "question": rows.questions[i].strip(), "passage": passage_key(sentences[i])})
         timing = {"seconds": time.perf_counter() - started, "encoded": check.encoder.stats["encoded"]}
     finally:
         check.close()
@@ -126,7 +123,8 @@ def report(scored: list[dict], labels: dict, timing: dict, args: argparse.Namesp
         f"({timing['encoded']} texts encoded, the rest from the embedding cache). Labels: "
         f"`bench/semantic_study_labels.tsv` ({len(labels)} items; how they were drawn and the rule are in its header).",
         "",
-        "The check runs as `mtqa filter --semantic-model` runs it: the same shards, the default thresholds. A "
+        "The check scores as `mtqa filter --semantic-model` does: the same shards, the default thresholds; "
+        "every translated row is judged by it alone (filter runs it after the surface checks). A "
         "passage label counts for every row carrying that translated passage (sibling questions). `unread`: "
         "rejected rows nobody labelled (not counted as right). Faithful rows kept = 1 - (rejected rows labelled "
         "right) / (rows - rows labelled wrong); rows not read count as faithful, so it is an estimate.",

@@ -452,12 +452,13 @@ def _bead_margin(xs: list[int], ys: list[int], side_a: _Side, side_b: _Side, rat
     # translation cut mid-sentence and run into the next one fails this). Translation sentences merged
     # (1-2, 1-3) are not held to that: translations often split a long sentence and the short tail adds
     # little to the embedding; the length scaling still applies.
+    agreement = _agreement(lx, ly, ratio)
     if len(xs) > 1:
-        evidence = _merge_evidence((ex, kx, lx), ey, ky, ly, ratio)
+        evidence = value * agreement
         runs = (xs[lo:hi] for lo in range(len(xs)) for hi in range(lo + 1, len(xs) + 1) if hi - lo < len(xs))
         if any(_merge_evidence(side_a.span(run), ey, ky, ly, ratio) >= evidence for run in runs):
             return None
-    return value * min(1.0, _agreement(lx, ly, ratio) / _LENGTH_AGREEMENT)
+    return value * min(1.0, agreement / _LENGTH_AGREEMENT)
 
 
 def _merge_evidence(span: tuple[np.ndarray, float, int], ey: np.ndarray, ky: float, ly: int, ratio: float) -> float:
