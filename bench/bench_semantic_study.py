@@ -176,9 +176,17 @@ def main() -> int:
     if not Path(args.model).is_dir():
         parser.error(f"--model {args.model}: no such directory (python ../shared/tools/make_e5_small.py "
                      "models/multilingual-e5-small makes one)")
+    if not args.labels.is_file():
+        parser.error(f"--labels {args.labels}: no such file")
     labels = load_labels(args.labels)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.split("load average:")[-1].strip()
-    scored, timing = score_store(args.collected, args.model, args.device, args.cache_dir)
+    from mt_qa.errors import MtqaError
+
+    try:
+        scored, timing = score_store(args.collected, args.model, args.device, args.cache_dir)
+    except MtqaError as exc:  # a damaged store, a model that does not load: one line, as mtqa prints it
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     lines = report(scored, labels, timing, args, uptime)
     print("\n".join(lines))
     from bench_semantic import write_page  # keeps the notes written by hand below the marker
